@@ -99,6 +99,17 @@ def describe_devices() -> str:
     return f"{cpu}; GPU: {', '.join(gpus) if gpus else 'none'}"
 
 
+def _show_figures_inline() -> None:
+    """In a notebook, display the Figures that ``ftcourse.plots`` returns as pictures."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def setup(profile: str | None = None, **overrides: object) -> CourseConfig:
     """First call of every notebook: seed every RNG, print the environment, return the config.
 
@@ -109,6 +120,7 @@ def setup(profile: str | None = None, **overrides: object) -> CourseConfig:
 
     cfg = get_config(profile, **overrides)
     keras.utils.set_random_seed(cfg.seed)
+    _show_figures_inline()
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
     print(f"Devices: {describe_devices()}")
     print(

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ftcourse.models import get_base
 
@@ -59,6 +60,7 @@ def plot_history(history: keras.callbacks.History, fine_tune_start: int | None =
         if start:
             ax.axvline(start + 0.5, color="gray", linestyle=":", label="fine-tuning starts")
         ax.set(xlabel="epoch", title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     return fig
@@ -76,6 +78,7 @@ def plot_lr_sweep(results: Mapping[float, keras.callbacks.History],
         values = history.history[metric]
         curves.plot(np.arange(1, len(values) + 1), values, label=f"lr={rate:g}")
     curves.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves.legend(fontsize=8)
     rates = sorted(results)
     summary.semilogx(rates, [results[r].history[metric][-1] for r in rates], "o-")
@@ -128,7 +131,7 @@ def plot_freeze_map(model: keras.Model) -> Figure:
     colors = [BATCHNORM if isinstance(layer, keras.layers.BatchNormalization)
               else TRAINABLE if layer.trainable and base.trainable else FROZEN
               for layer in layers]
-    fig = Figure(figsize=(10, 1.8))
+    fig = Figure(figsize=(10, 2.4))
     ax = fig.add_subplot()
     ax.bar(np.arange(len(layers)), 1, width=1.0, color=colors)
     ax.set(xlim=(-0.5, len(layers) - 0.5), yticks=[], xlabel="layer with weights (input → output)",
@@ -136,6 +139,6 @@ def plot_freeze_map(model: keras.Model) -> Figure:
     ax.legend(handles=[Patch(color=FROZEN, label="frozen"),
                        Patch(color=TRAINABLE, label="trainable"),
                        Patch(color=BATCHNORM, label="BatchNorm (inference mode)")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=3, frameon=False)
+              loc="lower center", bbox_to_anchor=(0.5, 1.15), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
