@@ -54,8 +54,8 @@ def fetch(args: argparse.Namespace) -> int:
             failures += _attempt(lambda n=name, s=size: build_base(n, s, "imagenet"))
     if args.only in (None, "flowers"):
         print("Fetching the flower photos ...", flush=True)
-        origin = {"origin": args.flowers_url} if args.flowers_url else {}
-        failures += _attempt(lambda: print(f"  ready in {fetch_flowers(**origin)}"))
+        failures += _attempt(lambda: print(
+            f"  ready in {fetch_flowers(args.flowers_url, args.flowers_sha256)}"))
     print("Done." if not failures else f"{failures} download(s) failed; see above.")
     return 1 if failures else 0
 
@@ -82,7 +82,8 @@ def grade(args: argparse.Namespace) -> int:
 
     return grade_submissions(Path(args.submissions), assignment=args.assignment,
                              course_dir=Path(args.course_dir), output=Path(args.output),
-                             workers=args.workers)
+                             workers=args.workers, timeout=args.timeout,
+                             cell_timeout=args.cell_timeout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_parser = commands.add_parser("fetch", help=fetch.__doc__)
     fetch_parser.add_argument("--only", choices=["weights", "flowers"])
     fetch_parser.add_argument("--image-size", type=int, default=get_config("full").image_size)
-    fetch_parser.add_argument("--flowers-url", help="a mirror of flower_photos.tgz (same file)")
+    fetch_parser.add_argument("--flowers-url", help="a mirror of flower_photos.tgz")
+    fetch_parser.add_argument("--flowers-sha256", help="the mirror's SHA-256, if it is not "
+                              "the same file as the original (default: the original's)")
     fetch_parser.set_defaults(run=fetch)
     release_parser = commands.add_parser("release", help=release.__doc__)
     release_parser.add_argument("--course-dir", default=".")
@@ -103,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade_parser.add_argument("--course-dir", default=".")
     grade_parser.add_argument("--output", default="grading-output")
     grade_parser.add_argument("--workers", type=int, default=1)
+    grade_parser.add_argument("--timeout", type=float, default=1800,
+                              help="seconds allowed per submission (default 1800)")
+    grade_parser.add_argument("--cell-timeout", type=int,
+                              help="seconds allowed per cell (default: from nbgrader_config.py, "
+                              "else 600)")
     grade_parser.set_defaults(run=grade)
     return parser
 

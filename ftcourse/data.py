@@ -5,6 +5,7 @@ Introduced in lesson 02 (``digits``, ``flowers``) and lesson 06 (``folder:PATH``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class ImageData:
             labels.append(batch_labels.numpy())
             if sum(len(b) for b in labels) >= n:
                 break
+        if not images:  # an empty split
+            size = self.image_size
+            return np.zeros((0, size, size, 3), "float32"), np.zeros(0, "int32")
         return np.concatenate(images)[:n], np.concatenate(labels)[:n]
 
     def arrays(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -96,8 +100,9 @@ def load_dataset(
     """
     if image_size < 8:
         raise CourseError(f"image_size must be at least 8 pixels, got {image_size}.")
-    if not 0 <= val_fraction + test_fraction < 1:
-        raise CourseError("val_fraction + test_fraction must be between 0 and 1.")
+    if not (val_fraction >= 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
+        raise CourseError("val_fraction and test_fraction must be >= 0 and sum to less than 1, "
+                          f"got {val_fraction} and {test_fraction}.")
     if name.startswith("folder:"):
         return _load_folder(Path(name.removeprefix("folder:")), image_size, batch_size,
                             limit, val_fraction, test_fraction, seed)
@@ -124,16 +129,25 @@ def load_dataset(
 
 
 def fetch_flowers(
-    origin: str = FLOWERS_URL,
-    file_hash: str | None = FLOWERS_SHA256,
+    origin: str | None = None,
+    file_hash: str | None = None,
     cache_dir: str | None = None,
 ) -> Path:
     """Download (once) and extract the 5-class flower photos; return the class folder's parent.
 
-    The archive is checked against its SHA-256 before it is used. Introduced in lesson 02.
+    ``origin`` defaults to ``FLOWERS_URL``; the archive is checked against ``file_hash``
+    (default ``FLOWERS_SHA256``: pass a mirror's own SHA-256 if it is a different file).
+    Introduced in lesson 02.
     """
     import keras
 
+    origin, file_hash = origin or FLOWERS_URL, file_hash or FLOWERS_SHA256
+    if cache_dir is not None:  # Keras would silently use /tmp/.keras for a missing folder
+        Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
+    extracted = _cache_root(cache_dir) / "datasets" / "flower_photos"
+    if (extracted / "flower_photos").is_dir() and (extracted.parent / "flower_photos_archive"
+                                                   ).is_file():
+        return extracted / "flower_photos"  # already fetched: skip re-hashing and re-extracting
     try:
         extracted = keras.utils.get_file(
             fname="flower_photos", origin=origin, file_hash=file_hash,
@@ -146,6 +160,11 @@ def fetch_flowers(
     root = Path(extracted)
     nested = root / "flower_photos"
     return nested if nested.is_dir() else root
+
+
+def _cache_root(cache_dir: str | None) -> Path:
+    """The folder ``keras.utils.get_file`` caches into: ``cache_dir``, ``$KERAS_HOME``, ~/.keras."""
+    return Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
 
 
 def scan_image_folder(folder: Path) -> FolderScan:
@@ -167,9 +186,10 @@ def scan_image_folder(folder: Path) -> FolderScan:
         )
     paths, labels, skipped = [], [], []
     for label, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not any(part.startswith(".") for part in p.relative_to(class_dir).parts))
         good = [p for p in files if _is_readable_image(p)]
-        skipped += [p for p in files if p not in set(good)]
+        skipped += sorted(set(files) - set(good))
         if not good:
             raise CourseError(
                 f"Class folder {class_dir} has no readable images "
@@ -181,10 +201,17 @@ def scan_image_folder(folder: Path) -> FolderScan:
 
 
 def _is_readable_image(path: Path) -> bool:
+    """True when TensorFlow can decode the whole file (checked with Pillow, once, at scan time)."""
     try:
         with Image.open(path) as image:
             image.verify()
-            return image.format in _DECODABLE_FORMATS
+            if image.format not in _DECODABLE_FORMATS:
+                return False
+        with Image.open(path) as image:
+            if image.format == "BMP" and (image.mode == "1" or image.info.get("compression")):
+                return False  # TensorFlow decodes neither 1-bit nor compressed BMP files
+            image.load()  # a full decode: verify() lets truncated JPEG files through
+        return True
     except Exception:
         return False
 

@@ -171,7 +171,9 @@ def build_model(arch: str, num_classes: int, image_size: int, weights: str | Non
     base.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = build_preprocessing(arch, image_size)(inputs) if preprocess else inputs
-    # training=False keeps the base's BatchNormalization in inference mode, even once unfrozen.
+    # training=False runs the base in inference mode in predict/evaluate. In fit, Keras 3 passes
+    # training=True down to it anyway: what keeps BatchNormalization statistics fixed there is
+    # the layers' trainable=False, which unfreeze_top keeps.
     x = base(x, training=False)
     return keras.Model(inputs, head_model(x), name=f"{arch}_classifier")
 

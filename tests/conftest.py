@@ -1,0 +1,116 @@
+"""Shared fixtures: the offline `ci` profile, a private Keras cache, no network, image folders."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests run in the small offline profile unless the caller chose one; tests that need
+# another profile use monkeypatch.setenv / delenv.
+os.environ.setdefault("FTCOURSE_PROFILE", "ci")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Keras cache for this test: ``$KERAS_HOME`` and Keras's own copy of it.
+
+    Keras reads ``KERAS_HOME`` once, on import, so the test also points Keras's config at it.
+    """
+    from keras.src.backend import config
+
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(config, "_KERAS_DIR", str(home))
+    return home
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Keras downloads fail at once (as without a network); ``file://`` URLs still work.
+
+    Returns the list of URLs that were attempted.
+    """
+    from keras.src.utils import file_utils
+
+    attempted: list[str] = []
+    real_urlretrieve = file_utils.urlretrieve
+
+    def urlretrieve(url: str, *args, **kwargs):
+        attempted.append(url)
+        if url.startswith("file://"):
+            return real_urlretrieve(url, *args, **kwargs)
+        raise urllib.error.URLError("no network in the test suite")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", urlretrieve)
+    return attempted
+
+
+def write_image(path: Path, color: tuple[int, int, int], size: int = 12,
+                fmt: str | None = None) -> Path:
+    """Save a small solid-colour RGB image (format from the suffix unless ``fmt`` is given)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path, format=fmt)
+    return path
+
+
+def make_image_folder(root: Path, classes: dict[str, int]) -> Path:
+    """A folder with one sub-folder per class, each with ``n`` distinct-coloured images."""
+    rng = np.random.default_rng(0)
+    for index, (name, count) in enumerate(classes.items()):
+        for i in range(count):
+            color = (40 * index % 256, int(rng.integers(0, 256)), 10 * i % 256)
+            write_image(root / name / f"{name}_{i}.{'jpg' if i % 2 else 'png'}", color)
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Two classes of six small images each."""
+    return make_image_folder(tmp_path / "pictures", {"cats": 6, "dogs": 6})
+
+
+def build_flowers_archive(folder: Path, classes: dict[str, int] | None = None
+                          ) -> tuple[Path, str]:
+    """A small ``flower_photos.tgz`` (``flower_photos/<class>/*.jpg``) and its SHA-256."""
+    classes = classes or {"daisy": 5, "roses": 5, "tulips": 5}
+    source = make_image_folder(folder / "src" / "flower_photos", classes)
+    archive = folder / "flower_photos.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="flower_photos")
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def flowers_archive(tmp_path: Path) -> tuple[Path, str]:
+    return build_flowers_archive(tmp_path / "mirror")
+
+
+@pytest.fixture
+def tiny_png_bytes() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def no_open_figures() -> Iterator[None]:
+    """Fail the test if it leaves pyplot figures open."""
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before

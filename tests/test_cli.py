@@ -1,0 +1,106 @@
+"""The ``ftcourse`` command: doctor, fetch, and its usage errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ftcourse import cli
+from ftcourse.data import FLOWERS_SHA256
+
+
+def test_doctor_runs_and_shows_the_cache(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"")
+    (tmp_path / "datasets" / "flower_photos").mkdir(parents=True)
+    env = {**os.environ, "KERAS_HOME": str(tmp_path), "FTCOURSE_PROFILE": "ci"}
+    result = subprocess.run(["ftcourse", "doctor"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    import keras
+    import tensorflow as tf
+
+    assert f"TensorFlow {tf.__version__}" in out and f"Keras {keras.__version__}" in out
+    assert "nbgrader" in out and "Devices: CPU" in out
+    assert "Profile: ci" in out
+    assert f"Keras cache: {tmp_path}" in out
+    assert "weights:  vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in out
+    assert "datasets: flower_photos" in out
+
+
+def test_doctor_with_an_empty_cache(keras_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "none (run `ftcourse fetch`)" in out and "datasets: none" in out
+
+
+def test_fetch_flowers_from_a_mirror(keras_home: Path, flowers_archive: tuple[Path, str],
+                                     offline: list[str], capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    archive, sha256 = flowers_archive
+    code = cli.main(["fetch", "--only", "flowers", "--flowers-url", archive.as_uri(),
+                     "--flowers-sha256", sha256])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    folder = keras_home / "datasets" / "flower_photos" / "flower_photos"
+    assert sorted(p.name for p in folder.iterdir()) == ["daisy", "roses", "tulips"]
+    assert f"ready in {folder}" in out and "Done." in out
+    assert offline == [archive.as_uri()]
+    assert cli.main(["doctor"]) == 0
+    assert "datasets: flower_photos" in capsys.readouterr().out
+
+
+def test_fetch_a_mirror_with_a_different_file_fails(
+        keras_home: Path, flowers_archive: tuple[Path, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    archive, _ = flowers_archive
+    assert cli.main(["fetch", "--only", "flowers", "--flowers-url", archive.as_uri()]) == 1
+    captured = capsys.readouterr()
+    assert FLOWERS_SHA256 in captured.err and "1 download(s) failed" in captured.out
+
+
+def test_fetch_weights_offline(keras_home: Path, offline: list[str],
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    start = time.perf_counter()
+    assert cli.main(["fetch", "--only", "weights"]) == 1
+    assert time.perf_counter() - start < 60
+    captured = capsys.readouterr()
+    for name in ("mobilenet_v2", "resnet50", "vgg16"):
+        assert f"Fetching ImageNet weights for {name}" in captured.out
+        assert f"failed: Could not download the ImageNet weights of {name}" in captured.err
+    assert captured.err.count("ftcourse fetch") == 3
+    assert "3 download(s) failed" in captured.out
+    assert len(offline) == 3
+
+
+def test_fetch_weights_uses_a_size_mobilenet_has(keras_home: Path, offline: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["fetch", "--only", "weights", "--image-size", "100"]) == 1
+    out = capsys.readouterr().out
+    assert "mobilenet_v2 (224x224)" in out and "vgg16 (100x100)" in out
+    assert "1.0_224_no_top" in offline[0]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "the following arguments are required: command"),
+    (["bake"], "invalid choice: 'bake'"),
+    (["fetch", "--only", "cifar10"], "invalid choice: 'cifar10'"),
+    (["fetch", "--image-size", "big"], "invalid int value: 'big'"),
+])
+def test_bad_usage(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_course_errors_exit_with_status_2(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FTCOURSE_PROFILE", "nope")
+    assert cli.main(["doctor"]) == 2
+    assert "error: Unknown course profile 'nope'" in capsys.readouterr().err

@@ -1,0 +1,200 @@
+"""Compiling, training, two-phase fine-tuning, cached features and the learning-rate sweep."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ftcourse.data import ImageData, load_dataset
+from ftcourse.errors import CourseError
+from ftcourse.models import ARCHITECTURES, HeadSpec, build_model, get_base
+from ftcourse.training import (
+    compile_model,
+    extract_features,
+    feature_extractor,
+    fine_tune,
+    join_histories,
+    loss_for,
+    lr_sweep,
+    output_activation,
+    train,
+    train_head_on_features,
+)
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageData:
+    return load_dataset("digits", SIZE, batch_size=16, limit=60)
+
+
+@pytest.fixture(scope="module")
+def vgg() -> keras.Model:
+    """VGG16 with random weights: unlike random MobileNetV2, its features are far from zero."""
+    return build_model("vgg16", 10, SIZE, weights=None)
+
+
+def small_model(**kwargs: object) -> keras.Model:
+    return build_model("mobilenet_v2", kwargs.pop("num_classes", 10), SIZE, weights=None,
+                       **kwargs)
+
+
+def logits_model(units: int) -> keras.Model:
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units)])
+
+
+# -- compile_model --------------------------------------------------------------------------
+
+
+def test_loss_matches_a_sigmoid_head() -> None:
+    model = small_model(num_classes=2, head=HeadSpec(output="sigmoid"))
+    loss = loss_for(model)
+    assert isinstance(loss, keras.losses.BinaryCrossentropy)
+    assert loss.get_config()["from_logits"] is False
+    assert output_activation(model) == "sigmoid"
+
+
+def test_loss_matches_a_softmax_head() -> None:
+    model = small_model()
+    loss = compile_model(model).loss
+    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+    assert loss.get_config()["from_logits"] is False
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+
+
+@pytest.mark.parametrize(("units", "loss_type"), [
+    (3, keras.losses.SparseCategoricalCrossentropy),
+    (1, keras.losses.BinaryCrossentropy),
+])
+def test_linear_outputs_are_logits(units: int, loss_type: type) -> None:
+    model = logits_model(units)
+    assert output_activation(model) == "linear"
+    loss = loss_for(model)
+    assert isinstance(loss, loss_type) and loss.get_config()["from_logits"] is True
+
+
+def test_compile_sets_the_learning_rate() -> None:
+    model = compile_model(logits_model(3), learning_rate=0.05)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("rate", [0, -1e-3])
+def test_bad_learning_rate(rate: float) -> None:
+    with pytest.raises(CourseError, match=rf"learning_rate must be positive, got {rate}"):
+        compile_model(logits_model(3), learning_rate=rate)
+
+
+# -- train and fine_tune --------------------------------------------------------------------
+
+
+def test_train_needs_a_compiled_model(digits: ImageData) -> None:
+    with pytest.raises(CourseError, match=r"not compiled.*ftcourse.compile_model"):
+        train(small_model(), digits, epochs=1)
+
+
+def test_train_returns_the_history(digits: ImageData) -> None:
+    model = compile_model(small_model())
+    history = train(model, digits, epochs=2, verbose=0)
+    assert isinstance(history, keras.callbacks.History)
+    assert history.epoch == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.history)
+    assert all(np.isfinite(history.history["loss"]))
+
+
+def test_fine_tune_joins_both_phases(digits: ImageData, capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    model = small_model()
+    history = fine_tune(model, digits, head_epochs=2, fine_tune_epochs=1, unfreeze=10,
+                        learning_rate=1e-3, fine_tune_learning_rate=1e-5, verbose=0)
+    assert history.epoch == [0, 1, 2]
+    assert history.fine_tune_start == 2
+    assert all(len(values) == 3 for values in history.history.values())
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-5)
+    assert get_base(model).trainable
+    assert "Unfroze" in capsys.readouterr().out
+
+
+def test_join_histories() -> None:
+    first, second = keras.callbacks.History(), keras.callbacks.History()
+    first.epoch, first.history = [0, 1], {"loss": [3.0, 2.0], "accuracy": [0.1, 0.2]}
+    second.epoch, second.history = [2], {"loss": [1.0], "accuracy": [0.3]}
+    joined = join_histories(first, second)
+    assert joined.epoch == [0, 1, 2]
+    assert joined.history == {"loss": [3.0, 2.0, 1.0], "accuracy": [0.1, 0.2, 0.3]}
+    assert joined.fine_tune_start == 2
+
+
+# -- the fast path --------------------------------------------------------------------------
+
+
+def test_extract_features_shapes(digits: ImageData) -> None:
+    model = small_model()
+    features, labels = extract_features(model, digits.val, verbose=0)
+    assert features.shape == (digits.counts["val"], 1, 1, 1280)
+    assert labels.shape == (digits.counts["val"],)
+    np.testing.assert_array_equal(labels, digits.arrays("val")[1])
+
+
+def test_feature_extractor_matches_the_models_inside(vgg: keras.Model) -> None:
+    x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    expected = get_base(vgg)(ARCHITECTURES["vgg16"].preprocess_input(x.copy()))
+    np.testing.assert_allclose(feature_extractor(vgg)(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_extract_features_of_an_empty_dataset(vgg: keras.Model) -> None:
+    empty = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((0, SIZE, SIZE, 3), "float32"), np.zeros(0, "int32"))).batch(4)
+    with pytest.raises(CourseError, match="dataset is empty"):
+        extract_features(vgg, empty, verbose=0)
+
+
+def test_fast_path_trains_the_same_head_as_fit(digits: ImageData, vgg: keras.Model) -> None:
+    """Same data and order, no augmentation, same start: both paths give the same model."""
+    x, y = digits.arrays("train")
+    head = vgg.get_layer("head")
+    start = head.get_weights()
+    untrained = vgg.predict(x, verbose=0)
+
+    compile_model(vgg, learning_rate=1e-2)
+    vgg.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    slow = vgg.predict(x, verbose=0)
+
+    head.set_weights(start)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    features = extract_features(vgg, dataset, verbose=0)
+    assert np.abs(features[0]).mean() > 1e-3  # features are not degenerate
+    history = train_head_on_features(vgg, features, epochs=2, learning_rate=1e-2,
+                                     batch_size=16, shuffle=False, verbose=0)
+    fast = vgg.predict(x, verbose=0)
+    head.set_weights(start)
+
+    assert history.epoch == [0, 1]
+    assert np.abs(slow - untrained).max() > 2e-2  # training changed the predictions
+    np.testing.assert_allclose(fast, slow, atol=1e-3)
+
+
+def test_fast_path_needs_a_head() -> None:
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="plain")
+    features = (np.zeros((4, 4), "float32"), np.zeros(4, "int32"))
+    with pytest.raises(CourseError, match=r"'plain' has no sub-model named 'head'"):
+        train_head_on_features(plain, features, epochs=1, verbose=0)
+    with pytest.raises(CourseError, match="no sub-model named 'head'"):
+        lr_sweep(plain, features, features, [1e-3], epochs=1)
+
+
+def test_lr_sweep_restores_the_starting_head(digits: ImageData, vgg: keras.Model) -> None:
+    head = vgg.get_layer("head")
+    start = [w.copy() for w in head.get_weights()]
+    train_features = extract_features(vgg, digits.train, verbose=0)
+    val_features = extract_features(vgg, digits.val, verbose=0)
+    rates = [1e-4, 1e-2]
+    results = lr_sweep(vgg, train_features, val_features, rates, epochs=2, batch_size=16)
+    assert list(results) == rates
+    for history in results.values():
+        assert history.epoch == [0, 1] and len(history.history["val_accuracy"]) == 2
+    assert results[1e-4].history["loss"] != results[1e-2].history["loss"]
+    for before, after in zip(start, head.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
