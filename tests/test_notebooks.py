@@ -44,7 +44,8 @@ def test_clean_metadata(path: Path) -> None:
     notebook = _load(path)
     assert set(notebook["metadata"]) <= ALLOWED_METADATA, sorted(notebook["metadata"])
     for index, cell in enumerate(notebook["cells"]):
-        extra = set(cell.get("metadata", {})) - {"nbgrader", "tags"}
+        # deletable/editable: nbgrader locks read-only cells in the released notebooks.
+        extra = set(cell.get("metadata", {})) - {"nbgrader", "tags", "deletable", "editable"}
         assert not extra, f"cell {index} carries metadata {sorted(extra)}"
 
 
