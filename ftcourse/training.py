@@ -6,7 +6,7 @@ lesson 05 (``lr_sweep``, ``fine_tune``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
@@ -17,6 +17,7 @@ from ftcourse.errors import CourseError
 from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, get_base, unfreeze_top
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
+_EVAL_CHUNK = 256  # rows per step when the fast path validates a head
 
 
 def output_activation(model: keras.Model) -> str:
@@ -112,12 +113,14 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     Valid while the base is frozen, in inference mode, and the data is not augmented.
     Introduced in lesson 04.
     """
-    extractor = feature_extractor(model)
+    forward = _compiled_extractor(model)
     batches, labels = [], []
-    progress = keras.utils.Progbar(int(dataset.cardinality()), verbose=_progbar(verbose))
+    steps = int(dataset.cardinality())
+    progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
-        batches.append(np.asarray(extractor(images, training=False)))
-        labels.append(batch_labels.numpy())
+        _check_image_shape(model, images)
+        batches.append(forward(tf.cast(images, tf.float32)).numpy())
+        labels.append(np.asarray(batch_labels))
         progress.update(step)
     if not batches:
         raise CourseError("The dataset is empty: there are no images to extract features from.")
@@ -131,14 +134,19 @@ def train_head_on_features(model: keras.Model, train_features: Features,
                            ) -> keras.callbacks.History:
     """Train only the head on cached base outputs; the full model shares the trained head.
 
-    Same result as ``model.fit`` with a frozen base, without running the base every epoch.
-    Introduced in lesson 04.
+    Same result as ``model.fit`` with a frozen base, without running the base every epoch:
+    each epoch (training, then validation) runs as one compiled call of the head's own
+    ``train_step`` and ``test_step``. Introduced in lesson 04.
     """
     head = _get_head(model)
-    if getattr(head, "optimizer", None) is None or _learning_rate(head) != learning_rate:
+    train_data = _as_tensors(train_features, "train_features")
+    val_data = None if val_features is None else _as_tensors(val_features, "val_features")
+    _check_epochs(epochs, batch_size)
+    if getattr(head, "optimizer", None) is None or not _same_rate(head, learning_rate):
         compile_model(head, learning_rate, steps_per_execution=_steps(train_features, batch_size))
-    return head.fit(*train_features, validation_data=val_features, epochs=epochs,
-                    batch_size=batch_size, shuffle=shuffle, verbose=verbose)
+    _build_for_training(head, train_data)
+    orders = _epoch_orders(len(train_features[0]), epochs, shuffle)
+    return _fit_on_features(head, train_data, val_data, batch_size, orders, verbose)
 
 
 def lr_sweep(model: keras.Model, train_features: Features, val_features: Features,
@@ -146,19 +154,29 @@ def lr_sweep(model: keras.Model, train_features: Features, val_features: Feature
              verbose: int | str = 0) -> dict[float, keras.callbacks.History]:
     """Train the head from the same starting weights once per learning rate.
 
-    One compiled head is reused: weights and optimizer state are reset between rates.
-    Introduced in lesson 05.
+    One compiled head is reused: before each rate its weights and the optimizer's state
+    (step counter and moments) go back to where they started, and every rate sees the same
+    batches in the same order. Introduced in lesson 05.
     """
     head = _get_head(model)
+    rates = list(learning_rates)
+    if not rates or not all(rate > 0 for rate in rates):
+        raise CourseError(f"learning_rates must be a non-empty list of positive numbers, "
+                          f"got {rates}.")
+    train_data = _as_tensors(train_features, "train_features")
+    val_data = _as_tensors(val_features, "val_features")
+    _check_epochs(epochs, batch_size)
     start = head.get_weights()
-    compile_model(head, 1e-3, steps_per_execution=_steps(train_features, batch_size))
+    compile_model(head, rates[0], steps_per_execution=_steps(train_features, batch_size))
+    _build_for_training(head, train_data)
+    fresh_state = [variable.numpy() for variable in head.optimizer.variables]
+    orders = _epoch_orders(len(train_features[0]), epochs, shuffle=True)
     results = {}
-    for rate in learning_rates:
-        head.set_weights(start)
-        _reset_optimizer(head.optimizer, rate)
-        results[rate] = head.fit(*train_features, validation_data=val_features, epochs=epochs,
-                                 batch_size=batch_size, verbose=verbose)
-    head.set_weights(start)
+    for rate in rates:
+        _restart(head, start, fresh_state)
+        head.optimizer.learning_rate = float(rate)  # assigns a variable: no retracing
+        results[rate] = _fit_on_features(head, train_data, val_data, batch_size, orders, verbose)
+    _restart(head, start, fresh_state)
     return results
 
 
@@ -170,14 +188,148 @@ def _get_head(model: keras.Model) -> keras.Model:
                           "fast path needs a model from ftcourse.build_model.") from None
 
 
-def _reset_optimizer(optimizer: keras.optimizers.Optimizer, learning_rate: float) -> None:
-    for variable in optimizer.variables:
-        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-    optimizer.learning_rate = learning_rate
+def _restart(head: keras.Model, weights: list[np.ndarray], optimizer_state: list[np.ndarray]
+             ) -> None:
+    """Put back the head's weights and its optimizer's step counter and moments."""
+    head.set_weights(weights)
+    for variable, value in zip(head.optimizer.variables, optimizer_state, strict=True):
+        variable.assign(value)
 
 
 def _learning_rate(model: keras.Model) -> float:
     return float(np.asarray(model.optimizer.learning_rate))
+
+
+def _same_rate(model: keras.Model, learning_rate: float) -> bool:
+    """The optimizer's rate is stored as float32: compare at that precision."""
+    return bool(np.float32(_learning_rate(model)) == np.float32(learning_rate))
+
+
+def _as_tensors(features: Features, name: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Check a (features, labels) pair and convert it once, so no epoch copies it again."""
+    if not isinstance(features, (tuple, list)) or len(features) != 2:
+        raise CourseError(f"{name} must be a (features, labels) pair, as returned by "
+                          "ftcourse.extract_features.")
+    x, y = features
+    if len(x) == 0 or len(x) != len(y):
+        raise CourseError(f"{name} holds {len(x)} feature rows and {len(y)} labels: they must "
+                          "be the same, non-zero number. Pass extract_features' output as is.")
+    return tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+
+
+def _check_epochs(epochs: int, batch_size: int) -> None:
+    if int(epochs) != epochs or epochs < 0:
+        raise CourseError(f"epochs must be a whole number >= 0, got {epochs}.")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise CourseError(f"batch_size must be a whole number >= 1, got {batch_size}.")
+
+
+def _epoch_orders(size: int, epochs: int, shuffle: bool) -> list[np.ndarray]:
+    """The order of the training rows for each epoch, from one draw of NumPy's global RNG.
+
+    ``keras.utils.set_random_seed`` (called by ``ftcourse.setup``) makes it reproducible.
+    """
+    if not shuffle:
+        return [np.arange(size, dtype="int32")] * int(epochs)
+    rng = np.random.default_rng(np.random.randint(2**31 - 1))
+    return [rng.permutation(size).astype("int32") for _ in range(int(epochs))]
+
+
+def _fit_on_features(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor],
+                     val_data: tuple[tf.Tensor, tf.Tensor] | None, batch_size: int,
+                     orders: list[np.ndarray], verbose: int | str
+                     ) -> keras.callbacks.History:
+    """What ``head.fit`` does, with one compiled call per epoch and per validation pass."""
+    train_epoch, evaluate = _compiled_loops(head)
+    size = tf.constant(batch_size, tf.int32)
+    # Validation in bigger chunks: fewer steps, the same means (Keras weights each by its size).
+    val_size = tf.constant(max(batch_size, _EVAL_CHUNK), tf.int32)
+    history = keras.callbacks.History()
+    history.set_model(head)
+    history.set_params({"verbose": verbose, "epochs": len(orders),
+                        "steps": -(-int(train_data[0].shape[0]) // batch_size)})
+    history.on_train_begin()
+    progress = None
+    for epoch, order in enumerate(orders):
+        logs = train_epoch(*train_data, tf.constant(order), size)
+        if val_data is not None:
+            val_logs = evaluate(*val_data, val_size)
+            logs.update({f"val_{key}": value for key, value in val_logs.items()})
+        logs = {key: float(value) for key, value in logs.items()}
+        history.on_epoch_end(epoch, logs)
+        if progress is None:
+            progress = keras.utils.Progbar(len(orders), verbose=_progbar(verbose),
+                                           stateful_metrics=list(logs), unit_name="epoch")
+        progress.update(epoch + 1, values=list(logs.items()))
+    head.optimizer.finalize_variable_values(head.trainable_weights)
+    return history
+
+
+def _build_for_training(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor]) -> None:
+    """Create the optimizer's, loss's and metrics' variables before any compiled loop runs."""
+    if not head.optimizer.built:
+        head.optimizer.build(head.trainable_variables)
+    head.test_step((train_data[0][:1], train_data[1][:1]))  # builds the compiled metrics
+    head.reset_metrics()
+
+
+def _compiled_loops(head: keras.Model) -> tuple[Callable, Callable]:
+    """``(train_epoch, evaluate)`` for this head, traced once and reused while it stays compiled.
+
+    Both loop over batches inside one ``tf.function``; they are cached on the head and
+    rebuilt when it is recompiled or its trainable weights change.
+    """
+    # Identity, not equality: a recompiled head has a new optimizer and new metrics.
+    owners = (head.optimizer, *head.metrics)
+    weights = tuple(id(weight) for weight in head.trainable_weights)
+    cached = head.__dict__.get("_ftcourse_loops")
+    if (cached is not None and cached[1] == weights and len(cached[0]) == len(owners)
+            and all(a is b for a, b in zip(cached[0], owners, strict=True))):
+        return cached[2]
+
+    def train_epoch(x, y, order, batch_size):
+        head.reset_metrics()
+        for step in tf.range((tf.size(order) + batch_size - 1) // batch_size):
+            rows = order[step * batch_size:(step + 1) * batch_size]
+            head.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+        return head.get_metrics_result()
+
+    def evaluate(x, y, batch_size):
+        head.reset_metrics()
+        for step in tf.range((tf.shape(x)[0] + batch_size - 1) // batch_size):
+            rows = slice(step * batch_size, (step + 1) * batch_size)
+            head.test_step((x[rows], y[rows]))
+        return head.get_metrics_result()
+
+    loops = (tf.function(train_epoch, reduce_retracing=True),
+             tf.function(evaluate, reduce_retracing=True))
+    object.__setattr__(head, "_ftcourse_loops", (owners, weights, loops))  # untracked by Keras
+    return loops
+
+
+def _compiled_extractor(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The feature extractor as one traced function, cached on the model (traced once)."""
+    cached = model.__dict__.get("_ftcourse_extractor")
+    if cached is not None:
+        return cached
+    extractor = feature_extractor(model)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)])
+    def forward(images: tf.Tensor) -> tf.Tensor:
+        return extractor(images, training=False)
+
+    object.__setattr__(model, "_ftcourse_extractor", forward)
+    return forward
+
+
+def _check_image_shape(model: keras.Model, images: tf.Tensor) -> None:
+    expected = tuple(model.inputs[0].shape[1:])
+    if len(images.shape) != len(expected) + 1 or any(
+            want is not None and got != want
+            for got, want in zip(images.shape[1:], expected, strict=True)):
+        raise CourseError(f"The dataset yields images of shape {tuple(images.shape[1:])} but "
+                          f"the model expects {expected}: load the data with the model's "
+                          "image_size (ftcourse.load_dataset(..., image_size=...)).")
 
 
 def _steps(features: Features, batch_size: int) -> int:
