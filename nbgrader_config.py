@@ -10,6 +10,11 @@ c.CourseDirectory.course_id = "ftcourse"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 
+# The instructor's trusted checks stay out of the release and out of every graded folder
+# (nbgrader's defaults, then ours).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            "trusted_checks.py"]
+
 # The first cell imports TensorFlow, which takes up to a minute on a busy laptop.
 c.Execute.timeout = 120
 

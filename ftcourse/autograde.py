@@ -9,6 +9,7 @@ outcome as ``ROOT/result.json``. Introduced in the instructor's guide (README).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -21,6 +22,10 @@ HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
 HIDDEN_END = "END HIDDEN TESTS"
 HIDDEN_PLACEHOLDER = "# (hidden tests run here when the notebook is graded)"
 HIDDEN_FAILED = "A hidden test failed."
+TRUSTED_CHECKS_FILE = "trusted_checks.py"
+HANDOVER_MARK = "# Hand each graded part's result over as plain data (added by the grader)."
+MAX_OUTPUT_CHARS = 20_000
+PR_SET_CHILD_SUBREAPER = 36
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"(?:Cell In ?\[\d*\]|<ipython-input-[^>]*>), line (\d+)")
 
@@ -41,6 +46,12 @@ def nbgrader_api(root: Path, cell_timeout: int | None = None):
     config.Exchange.root = str(root / "exchange")  # unused, but nbgrader wants it to exist
     (root / "exchange").mkdir(exist_ok=True)
     config.OverwriteCells.add_missing_cells = True
+    # The instructor's trusted checks never reach a graded folder, whatever the course config.
+    ignore = list(config.CourseDirectory.get("ignore", [".ipynb_checkpoints", "*.pyc",
+                                                         "__pycache__", "feedback"]))
+    config.CourseDirectory.ignore = [*ignore, TRUSTED_CHECKS_FILE]
+    config.LimitOutput.max_lines = 1000
+    config.LimitOutput.max_traceback = 100
     if cell_timeout is not None:
         config.Execute.timeout = cell_timeout
     elif "timeout" not in config.Execute:
@@ -152,10 +163,12 @@ def hide_hidden_tests(notebook: Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
+    nb.cells = [c for c in nb.cells if not c.source.startswith(HANDOVER_MARK)]
     timed_out = []
     for index, cell in enumerate(nb.cells, start=1):
         if cell.cell_type != "code":
             continue
+        cap_outputs(cell)
         if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {index}")
             timed_out.append(grade_id)
@@ -169,12 +182,46 @@ def hide_hidden_tests(notebook: Path) -> list[str]:
     return timed_out
 
 
+def cap_outputs(cell, limit: int = MAX_OUTPUT_CHARS) -> None:
+    """Cut each text output of a cell to ``limit`` characters (one line can be huge)."""
+    for output in cell.get("outputs", []):
+        texts = [("text", output)] if "text" in output else []
+        texts += [(key, output["data"]) for key in output.get("data", {})
+                  if key.startswith("text/")]
+        for key, holder in texts:
+            text = holder[key] if isinstance(holder[key], str) else "".join(holder[key])
+            if len(text) > limit:
+                holder[key] = text[:limit] + "\n... output cut by the grader ..."
+
+
+def become_subreaper() -> None:
+    """Adopt every orphan of the kernel, so that killing this process tree reaches them all."""
+    import ctypes
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def kill_children() -> None:
+    """Kill whatever the kernel left running (adopted orphans included)."""
+    import psutil
+
+    family = psutil.Process().children(recursive=True)
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(family, timeout=10)
+
 
 def main(argv: list[str] | None = None) -> int:
     """``python autograde.py ROOT ASSIGNMENT STUDENT [CELL_TIMEOUT]``: grade one submission."""
     root, assignment, student, *rest = argv or sys.argv[1:]
     cell_timeout = int(rest[0]) if rest and rest[0] else None
-    outcome = autograde_here(Path(root), assignment, student, cell_timeout)
+    become_subreaper()
+    try:
+        outcome = autograde_here(Path(root), assignment, student, cell_timeout)
+    finally:
+        kill_children()
     (Path(root) / RESULT_FILE).write_text(json.dumps(outcome), encoding="utf-8")
     return 0
 

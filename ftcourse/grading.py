@@ -4,7 +4,14 @@ Each submission is graded by nbgrader in its own scratch course folder (its own 
 assignment and its own gradebook) by a separate process, so one submission cannot touch another's
 files, a crash or an endless loop stops only that process, and several can run at once. Before
 the feedback is written, hidden tests are removed from the graded notebook and the errors they
-raised are replaced by a neutral message. Introduced in the instructor's guide (README).
+raised are replaced by a neutral message.
+
+The kernel runs confined (:mod:`ftcourse.sandbox`). Where an assignment has
+``solutions/<assignment>/trusted_checks.py``, nbgrader's in-kernel score is only an upper bound:
+a hand-over cell appended to the notebook saves each part's results (and the student's functions
+called on inputs drawn now) as plain data into a fresh outbox, and :mod:`ftcourse.verdicts`
+judges them in a process that never runs student code. Each part scores the lower of the two.
+Introduced in the instructor's guide (README).
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
-from ftcourse import autograde
+from ftcourse import autograde, sandbox, verdicts
 from ftcourse.errors import CourseError
 from ftcourse.submissions import (
     SOURCE_DIRECTORY,
@@ -34,9 +42,11 @@ from ftcourse.submissions import (
     Submission,
     collect_submissions,
     find_assignments,
+    read_parts,
 )
 
 NOTEBOOK_TIMEOUT_S = 1800
+MAX_ARTIFACTS_BYTES = 1024 * 2**20
 WORKER = Path(autograde.__file__)
 # Run the worker by path, so that the child does not import the ftcourse package (TensorFlow).
 _TEMPLATES: dict[tuple[str, str], Path] = {}
@@ -55,6 +65,9 @@ class Result:
     reason: str = ""
     scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: str = ""
+    isolated: bool | None = None
+    trusted: bool = False
 
     @property
     def total(self) -> float:
@@ -70,17 +83,21 @@ def release_all(course_dir: Path) -> int:
 
 def grade_submissions(submissions: Path, assignment: str | None, course_dir: Path,
                       output: Path, workers: int = 1, timeout: float = NOTEBOOK_TIMEOUT_S,
-                      cell_timeout: int | None = None) -> int:
+                      cell_timeout: int | None = None, sandboxed: bool = True,
+                      trusted: bool = True) -> int:
     """Grade a folder of submissions; return 0 if every one was graded, else 1.
 
     Writes ``output/grades.csv``, ``output/feedback/<student>/<notebook>.html``,
-    ``output/scores_histogram.png`` and, for failures, ``output/logs/``.
+    ``output/scores_histogram.png`` and, for failures, ``output/logs/``. ``sandboxed`` runs each
+    kernel confined (isolated where :func:`ftcourse.sandbox.isolation_available`); ``trusted``
+    caps each part by the verdict of ``trusted_checks.py`` where the assignment has one.
     """
     if workers < 1:
         raise CourseError(f"--workers must be at least 1, not {workers}.")
     course_dir, output = Path(course_dir).resolve(), Path(output)
     assignments = find_assignments(course_dir)
-    with tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch:
+    with (tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
+          tempfile.TemporaryDirectory(prefix="ftcourse-kernels-") as kernels):
         work = Path(scratch)
         found = collect_submissions(Path(submissions), assignments, work / "unpacked", assignment)
         todo = [s for s in found if not s.status]
@@ -89,8 +106,16 @@ def grade_submissions(submissions: Path, assignment: str | None, course_dir: Pat
         templates = {name: cached_template(course_dir, name)
                      for name in sorted({s.assignment for s in todo})}
         expected = {name: a.notebooks for name, a in assignments.items()}
+        output.mkdir(parents=True, exist_ok=True)
+        guard = None
+        if sandboxed:
+            hide = [work, output.resolve(), course_dir / SOURCE_DIRECTORY,
+                    *{t.parent for t in templates.values()}]
+            hide += [p for p in [course_dir / "gradebook.db"] if p.exists()]
+            guard = Guard(Path(kernels), hide)
+        points = {name: {p.grade_id: p.points for p in a.parts} for name, a in assignments.items()}
         results += grade_all(todo, templates, work, output, workers, timeout, cell_timeout,
-                             expected)
+                             expected, guard=guard, trusted=trusted, points=points)
     results.sort(key=lambda r: (r.assignment, r.student, r.source))
     write_grades_csv(results, assignments, output / "grades.csv")
     print(summary(results, assignments))
@@ -138,16 +163,29 @@ def prepare_template(course_dir: Path, assignment: str, template: Path) -> Path:
     return template
 
 
+@dataclass(frozen=True)
+class Guard:
+    """How kernels are confined: a root-only folder for their scratch and outboxes, and the
+    paths they must not see."""
+
+    kernels: Path
+    hide: list[Path]
+
+
 def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, output: Path,
               workers: int, timeout: float, cell_timeout: int | None,
-              expected: dict[str, tuple[str, ...]] | None = None) -> list[Result]:
+              expected: dict[str, tuple[str, ...]] | None = None, guard: Guard | None = None,
+              trusted: bool = True, points: dict[str, dict[str, float]] | None = None
+              ) -> list[Result]:
     """Grade each submission in its own process, ``workers`` at a time, with a progress bar."""
     from tqdm.auto import tqdm
 
-    results, expected = [], expected or {}
+    results, expected, points = [], expected or {}, points or {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(grade_one, s, templates[s.assignment], work / "runs", output,
-                               timeout, cell_timeout, expected.get(s.assignment, ())): s
+                               timeout, cell_timeout, expected.get(s.assignment, ()),
+                               guard=guard, trusted=trusted,
+                               points=points.get(s.assignment, {})): s
                    for s in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="Grading",
                            unit="submission"):
@@ -162,7 +200,8 @@ def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, ou
 
 def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
               timeout: float, cell_timeout: int | None,
-              expected: Iterable[str] = ()) -> Result:
+              expected: Iterable[str] = (), guard: Guard | None = None, trusted: bool = True,
+              points: dict[str, float] | None = None) -> Result:
     """Autograde one submission in a scratch copy of the course; never raises."""
     started = time.monotonic()
     root = runs / f"{submission.assignment}--{submission.student}"
@@ -172,12 +211,33 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
     for name, path in submission.notebooks.items():
         shutil.copy(path, target / f"{name}.ipynb")
     result = Result(submission.student, submission.assignment, submission.source, "failed")
+    env = _kernel_env()
+    kernel_dir = None
+    if guard is not None:
+        kernel_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=guard.kernels))
+        for sub in ("scratch", "outbox"):
+            (kernel_dir / sub).mkdir()
+        result.isolated = sandbox.isolation_available()
+        env.update(sandbox.write_kernelspec(kernel_dir / "spec", kernel_dir / "scratch",
+                                            guard.hide, outbox=kernel_dir / "outbox"))
+    checks_file = template / SOURCE_DIRECTORY / submission.assignment / verdicts.TRUSTED_CHECKS_FILE
+    parts, drawn = [], {}
+    if trusted and checks_file.is_file():
+        outbox = (kernel_dir or root) / "outbox"
+        outbox.mkdir(exist_ok=True)
+        inside = (sandbox.kernel_outbox(kernel_dir / "scratch", outbox, bool(result.isolated))
+                  if kernel_dir else outbox)
+        parts = verdicts.load_trusted_parts(checks_file)
+        drawn = verdicts.draw_values(parts)
+        result.trusted = True
+        append_handover(template / SOURCE_DIRECTORY / submission.assignment, target, parts,
+                        inside, drawn)
     command = [sys.executable, "-c", _RUN_WORKER, str(WORKER), str(root), submission.assignment,
                submission.student, str(cell_timeout or "")]
     log = root / "grading.log"
     with open(log, "w", encoding="utf-8") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env=_kernel_env(), cwd=root, start_new_session=True)
+                                   env=env, cwd=root, start_new_session=True)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -197,10 +257,88 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
     if result.status == "graded" and missing:
         result.status = "incomplete"
         result.reason = f"missing {', '.join(m + '.ipynb' for m in missing)} (scored 0)"
+    if parts and any(score > 0 for score in result.scores.values()):  # else nothing to cap
+        artifacts = collect_artifacts((kernel_dir or root) / "outbox", root / "artifacts")
+        found = verdicts.judge(checks_file, artifacts, drawn=drawn)
+        result.notes = apply_verdicts(result, found, points or {})
+        if result.notes:
+            note_feedback(root / "feedback" / submission.student / submission.assignment,
+                          result.notes)
     _collect_outputs(root, submission, output, keep_log=result.status != "graded")
     result.seconds = time.monotonic() - started
     shutil.rmtree(root, ignore_errors=True)
+    if kernel_dir is not None:
+        shutil.rmtree(kernel_dir, ignore_errors=True)
     return result
+
+
+def append_handover(source: Path, target: Path, parts: list[verdicts.TrustedPart],
+                    inside: Path, drawn: dict) -> None:
+    """Append the hand-over cell to each submitted notebook, for the parts it holds."""
+    import nbformat
+
+    for notebook in sorted(target.glob("*.ipynb")):
+        ids = {p.grade_id for p in read_parts(source / notebook.name)} if (
+            source / notebook.name).is_file() else set()
+        mine = [part for part in parts if part.grade_id in ids]
+        if not mine:
+            continue
+        nb = nbformat.read(notebook, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(verdicts.export_source(mine, inside, drawn)))
+        nbformat.write(nb, notebook)
+
+
+def collect_artifacts(outbox: Path, destination: Path) -> Path:
+    """Copy the plain files a kernel left in its outbox into a folder only the grader writes.
+
+    Links, folders and anything past the size budget are left behind, so a process the kernel
+    left running cannot change what is judged.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    budget = MAX_ARTIFACTS_BYTES
+    if not outbox.is_dir():
+        return destination
+    for entry in sorted(os.scandir(outbox), key=lambda e: e.name):
+        if not entry.is_file(follow_symlinks=False) or entry.name.startswith("."):
+            continue
+        size = entry.stat(follow_symlinks=False).st_size
+        if size > min(budget, verdicts.MAX_ARTIFACT_BYTES):
+            continue
+        budget -= size
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(entry.path, flags), "rb") as source, \
+                open(destination / entry.name, "wb") as copy:
+            shutil.copyfileobj(source, copy)
+    return destination
+
+
+def apply_verdicts(result: Result, found: dict[str, verdicts.Verdict],
+                   points: dict[str, float]) -> str:
+    """Cap each part by its trusted verdict; return notes on the parts that lost points."""
+    notes = []
+    for grade_id, score in list(result.scores.items()):
+        verdict = found.get(grade_id)
+        if verdict is None:
+            continue
+        full = points.get(grade_id, score)
+        final = min(score, verdict.fraction * full)
+        if final < score:
+            result.scores[grade_id] = final
+            notes.append(f"{grade_id}: {final:g} of {full:g} after the trusted check "
+                         f"(the notebook's own tests gave {score:g}): {verdict.reason}")
+    return "; ".join(notes)
+
+
+def note_feedback(folder: Path, notes: str) -> None:
+    """Put the trusted grading notes at the top of each feedback page."""
+    block = ('<div class="ftcourse-trusted" style="border:2px solid #c00;padding:8px;'
+             'margin:8px"><p><b>Trusted grading changed your score:</b></p><ul>'
+             + "".join(f"<li>{escape(note)}</li>" for note in notes.split("; "))
+             + "</ul></div>")
+    for page in folder.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
+        page.write_text(text[:at] + block + text[at:], encoding="utf-8")
 
 
 def _kernel_env() -> dict[str, str]:
@@ -259,13 +397,14 @@ def write_grades_csv(results: list[Result], assignments: dict[str, Assignment],
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "assignment", *columns, "total", "max", "status", "reason",
-                         "source"])
+                         "source", "isolated", "trusted", "notes"])
         for r in results:
             known = assignments.get(r.assignment)
             cells = [_number(r.scores[c]) if c in r.scores else "" for c in columns]
             writer.writerow([r.student, r.assignment, *cells, _number(r.total),
                              _number(known.max_score) if known else "", r.status, r.reason,
-                             r.source])
+                             r.source, "" if r.isolated is None else str(r.isolated).lower(),
+                             str(r.trusted).lower(), r.notes])
     return path
 
 

@@ -59,6 +59,8 @@ from ftcourse.errors import CourseError
 
 NOBODY = 65534
 KERNEL_NAME = "python3"
+# Where an isolated kernel sees its outbox (relative to scratch; the launcher owns .home).
+OUTBOX = Path(".home") / "outbox"
 # Directories any user may write to on a typical Linux host; each is replaced in the sandbox.
 SHARED_WRITABLE = ("/tmp", "/var/tmp", "/run/lock")
 # Variables passed from the grader's environment to the kernel; everything else is dropped.
@@ -135,7 +137,7 @@ def isolation_available() -> bool:
 
 def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
                      limits: SandboxLimits | None = None, keras_cache: Path | None = None,
-                     isolate: bool | None = None) -> dict[str, str]:
+                     isolate: bool | None = None, outbox: Path | None = None) -> dict[str, str]:
     """Write a sandboxed ``python3`` kernelspec under ``target`` and return the env to set.
 
     ``scratch`` is an existing empty directory for the kernel's files, ``hide`` the paths the
@@ -146,7 +148,13 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
     ``False`` applies only limits and a clean environment. Set the returned variables (they
     put ``target`` first on ``JUPYTER_PATH``) in the environment of the nbgrader or nbclient
     run. The kernel runs ``sys.executable`` with ``-I`` (no ``PYTHONPATH``), so ``ftcourse``
-    and ``ipykernel`` must be installed in that Python. Introduced in the grading guide.
+    and ``ipykernel`` must be installed in that Python.
+
+    ``outbox`` is an existing empty host folder the kernel may write to, the one place whose
+    files outlive an isolated kernel (the grader collects results there): the launcher hands
+    it to ``nobody`` and binds it at :func:`kernel_outbox`. Give each kernel a fresh one inside
+    a folder only root can enter, never one shared between submissions. Introduced in the
+    grading guide.
     """
     limits = limits or SandboxLimits()
     scratch = Path(scratch).absolute()
@@ -168,6 +176,15 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
         argv += ["--hide", str(path)]
     if keras_cache is not None:
         argv += ["--keras-cache", str(Path(keras_cache).absolute())]
+    if outbox is not None:
+        outbox = Path(outbox).absolute()
+        if not outbox.is_dir() or outbox.is_symlink() or any(outbox.iterdir()):
+            raise CourseError(f"The outbox {outbox} must be an existing empty folder: create a "
+                              "fresh one for each kernel.")
+        if _is_under(outbox, scratch) or any(_is_under(outbox, path) for path in hidden):
+            raise CourseError(f"The outbox {outbox} lies inside scratch or a hidden path: "
+                              "put it beside scratch.")
+        argv += ["--outbox", str(outbox)]
     if isolate:
         unshare = shutil.which("unshare") or "unshare"
         argv = [unshare, "--mount", "--propagation", "private", *argv, "--isolate"]
@@ -182,6 +199,14 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
     return {"JUPYTER_PATH": jupyter_path + (os.pathsep + existing if existing else "")}
 
 
+def kernel_outbox(scratch: Path, outbox: Path, isolated: bool) -> Path:
+    """The path at which a kernel started by :func:`write_kernelspec` writes to its outbox.
+
+    Introduced in the grading guide.
+    """
+    return Path(scratch).absolute() / OUTBOX if isolated else Path(outbox).absolute()
+
+
 # --- The launcher: runs as the kernel process, then becomes ipykernel. ---
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -190,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--keras-cache", type=Path)
+    parser.add_argument("--outbox", type=Path)
     parser.add_argument("--limits", default="{}")
     parser.add_argument("--isolate", action="store_true")
     parser.add_argument("-f", dest="connection_file", type=Path, required=True)
@@ -198,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         connection = args.connection_file.read_bytes()
         if args.isolate:
-            work = _isolate(args.scratch, args.hide, args.keras_cache, limits, connection)
+            work = _isolate(args.scratch, args.hide, args.keras_cache, limits, connection,
+                            args.outbox)
         else:
             work = Path(tempfile.mkdtemp(prefix="kernel-", dir=args.scratch))
             _prepare_workdir(work, args.hide, connection, Path.cwd())
@@ -243,7 +270,7 @@ def kernel_environment(work: Path, host: dict[str, str] | os._Environ) -> dict[s
 
 
 def _isolate(scratch: Path, hide: list[Path], keras_cache: Path | None,
-             limits: SandboxLimits, connection: bytes) -> Path:
+             limits: SandboxLimits, connection: bytes, outbox: Path | None = None) -> Path:
     """Build the kernel's view of the file system (as root, in a new mount namespace)."""
     start = Path.cwd()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -256,6 +283,8 @@ def _isolate(scratch: Path, hide: list[Path], keras_cache: Path | None,
         models = scratch / ".home" / ".keras" / "models"
         _mount(str(keras_cache / "models"), models, None, MS_BIND | MS_REC)
         _mount(None, models, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if outbox is not None:
+        _bind_outbox(outbox, scratch / OUTBOX)
     # Hidden files are covered by an empty read-only file (bound, then unlinked from scratch).
     empty = scratch / ".home" / ".empty"
     empty.touch(mode=0o444)
@@ -281,6 +310,19 @@ def _isolate(scratch: Path, hide: list[Path], keras_cache: Path | None,
         _mount(str(scratch / ".home" / "shm"), shm, None, MS_BIND)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     return scratch
+
+
+def _bind_outbox(outbox: Path, inside: Path) -> None:
+    """Hand the host folder ``outbox`` to ``nobody`` and bind it, writable, at ``inside``."""
+    info = os.lstat(outbox)
+    if not stat.S_ISDIR(info.st_mode) or os.listdir(outbox):
+        raise OSError(f"the outbox {outbox} is not an empty folder")
+    os.lchown(outbox, NOBODY, NOBODY)
+    os.chmod(outbox, 0o700)
+    inside.mkdir()
+    os.lchown(inside, NOBODY, NOBODY)
+    _mount(str(outbox), inside, None, MS_BIND)
+    _mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def _prepare_workdir(work: Path, hide: list[Path], connection: bytes, start: Path) -> None:

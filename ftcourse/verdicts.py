@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ftcourse import autograde
 
 ARTIFACT_SUFFIX = {"model": ".keras", "array": ".npy", "json": ".json"}
 MAX_ARTIFACT_BYTES = 200 * 2**20
 TRUSTED_CHECKS_FILE = "trusted_checks.py"
+HANDOVER_MARK = autograde.HANDOVER_MARK
 
 
 @dataclass(frozen=True)
@@ -38,36 +42,70 @@ class TrustedPart:
 
     ``exports`` maps a variable name to its kind: ``"model"``, ``"array"`` or ``"json"``.
     ``check`` receives the loaded values by name and raises ``AssertionError`` when wrong.
+
+    ``probes`` calls the student's functions on inputs the notebook never sees: each maps an
+    export name to ``(kind, expression)``, where the expression may name values from ``draw``
+    as ``{name}`` (filled with their ``repr``). ``draw(rng)`` picks those values afresh for
+    each submission; the check finds them in ``values["drawn"]``.
     """
 
     grade_id: str
     exports: Mapping[str, str]
     check: Callable[[dict[str, Any]], None]
+    probes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    draw: Callable[[random.Random], dict[str, Any]] | None = None
 
 
-def export_source(parts: Sequence[TrustedPart], artifact_dir: Path) -> str:
-    """The code of the cell appended to a submission to hand over every part's variables."""
+def draw_values(parts: Sequence[TrustedPart], rng: random.Random | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """Fresh probe inputs for each part that draws them, by grade_id (plain JSON values)."""
+    rng = rng or random.SystemRandom()
+    return {part.grade_id: part.draw(rng) for part in parts if part.draw is not None}
+
+
+def probe_calls(parts: Sequence[TrustedPart], drawn: Mapping[str, Mapping[str, Any]]
+                ) -> list[tuple[str, str, str]]:
+    """``(export name, kind, expression)`` of every probe, with the drawn values filled in."""
+    calls = []
+    for part in parts:
+        values = {key: repr(value) for key, value in drawn.get(part.grade_id, {}).items()}
+        for name, (kind, expression) in part.probes.items():
+            calls.append((name, kind, expression.format(**values)))
+    return calls
+
+
+def export_source(parts: Sequence[TrustedPart], artifact_dir: Path,
+                  drawn: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The code of the cell appended to a submission to hand over every part's variables.
+
+    Variables are saved first, then each probe is evaluated and saved (probes may change the
+    kernel's objects, so they come last).
+    """
     exports = sorted({(name, kind) for part in parts for name, kind in part.exports.items()})
+    probes = probe_calls(parts, drawn or {})
     return "\n".join([
-        "# Hand each graded part's result over as plain data (added by the grader).",
-        "def __ftcourse_export(folder, exports):",
+        HANDOVER_MARK,
+        "def __ftcourse_export(folder, exports, probes):",
         "    import json, pathlib",
         "    import numpy",
         "    folder = pathlib.Path(folder)",
         "    folder.mkdir(parents=True, exist_ok=True)",
-        "    for name, kind in exports:",
+        "    calls = [(name, kind, None) for name, kind in exports] + list(probes)",
+        "    for name, kind, expression in calls:",
         "        try:",
-        "            value = globals()[name]",
+        "            value = globals()[name] if expression is None else"
+        " eval(expression, globals())",
         "            if kind == 'model':",
         "                value.save(folder / (name + '.keras'))",
         "            elif kind == 'array':",
         "                numpy.save(folder / (name + '.npy'), numpy.asarray(value),"
         " allow_pickle=False)",
         "            else:",
-        "                (folder / (name + '.json')).write_text(json.dumps(value))",
+        "                (folder / (name + '.json')).write_text("
+        "json.dumps(value, default=lambda o: o.tolist()))",
         "        except Exception as error:",
         "            (folder / (name + '.error')).write_text(type(error).__name__)",
-        f"__ftcourse_export({str(artifact_dir)!r}, {exports!r})",
+        f"__ftcourse_export({str(artifact_dir)!r}, {exports!r}, {probes!r})",
     ])
 
 
@@ -90,11 +128,14 @@ def load_artifact(artifact_dir: Path, name: str, kind: str) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def judge_part(part: TrustedPart, artifact_dir: Path) -> Verdict:
+def judge_part(part: TrustedPart, artifact_dir: Path,
+               drawn: Mapping[str, Any] | None = None) -> Verdict:
     """Load a part's values and run its check: 1.0 if it passes, else 0.0 with the reason."""
     try:
+        wanted = {**part.exports, **{name: kind for name, (kind, _) in part.probes.items()}}
         values = {name: load_artifact(artifact_dir, name, kind)
-                  for name, kind in part.exports.items()}
+                  for name, kind in wanted.items()}
+        values["drawn"] = dict(drawn or {})
         part.check(values)
     except AssertionError as error:
         return Verdict(0.0, str(error) or "a trusted check failed")
@@ -114,9 +155,14 @@ def load_trusted_parts(checks_file: Path) -> list[TrustedPart]:
     return list(module.PARTS)
 
 
-def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300) -> dict[str, Verdict]:
-    """Judge every part in a fresh process, so nothing a submission made can reach the grader."""
-    command = [sys.executable, "-m", "ftcourse.verdicts", str(checks_file), str(artifact_dir)]
+def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300,
+          drawn: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Verdict]:
+    """Judge every part in a fresh process, so nothing a submission made can reach the grader.
+
+    ``drawn`` holds the probe inputs given to :func:`export_source` (see :func:`draw_values`).
+    """
+    command = [sys.executable, "-m", "ftcourse.verdicts", str(checks_file), str(artifact_dir),
+               json.dumps(dict(drawn or {}))]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                               check=False)
@@ -128,10 +174,11 @@ def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300) -> dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftcourse.verdicts CHECKS_FILE ARTIFACT_DIR``: print verdicts as JSON."""
-    checks_file, artifact_dir = (Path(arg) for arg in (argv or sys.argv[1:]))
-    verdicts = {part.grade_id: judge_part(part, artifact_dir)
-                for part in load_trusted_parts(checks_file)}
+    """``python -m ftcourse.verdicts CHECKS_FILE ARTIFACT_DIR [DRAWN_JSON]``: print verdicts."""
+    checks_file, artifact_dir, *rest = argv or sys.argv[1:]
+    drawn = json.loads(rest[0]) if rest else {}
+    verdicts = {part.grade_id: judge_part(part, Path(artifact_dir), drawn.get(part.grade_id))
+                for part in load_trusted_parts(Path(checks_file))}
     print(json.dumps({gid: [v.fraction, v.reason] for gid, v in verdicts.items()}))
     return 0
 

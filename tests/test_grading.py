@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse import autograde, grading
 from ftcourse.errors import CourseError
+from ftcourse.sandbox import isolation_available
 from ftcourse.submissions import (
     collect_submissions,
     find_assignments,
@@ -329,9 +330,25 @@ def partial(exercise: Path, solution: Path) -> tuple[nbformat.NotebookNode, floa
     return nb, expected
 
 
+CHEAT_ASSIGNMENT = "ps02_frozen_mobilenetv2"
+CHEAT = ("\nchecks.check_base_frozen = lambda *a, **k: None"
+         "\nchecks.count_params = lambda weights: 1280 * 5 + 5")
+
+
+def cheating(solution: Path) -> nbformat.NotebookNode:
+    """ps02 solved with a trainable base, and the checks that would notice it patched."""
+    nb = nbformat.read(solution, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "part_a_build_model":
+            cell.source = cell.source.replace("base_model.trainable = False",
+                                              "base_model.trainable = True") + CHEAT
+    return nb
+
+
 @pytest.fixture(scope="module")
 def real_batch(tmp_path_factory: pytest.TempPathFactory):
-    """Every real assignment as solution, untouched exercise and partial, in nbgrader layout."""
+    """Every real assignment as solution, untouched exercise and partial, in nbgrader layout,
+    and one ps02 submission that fools nbgrader's tests by patching the checks."""
     submitted = tmp_path_factory.mktemp("real") / "submitted"
     expected_partial = {}
     for solution in SOLUTIONS:
@@ -345,6 +362,9 @@ def real_batch(tmp_path_factory: pytest.TempPathFactory):
             target = submitted / student / assignment
             target.mkdir(parents=True, exist_ok=True)
             nbformat.write(copy.deepcopy(nb), target / solution.name)
+        if assignment == CHEAT_ASSIGNMENT:
+            (submitted / "cheater" / assignment).mkdir(parents=True)
+            nbformat.write(cheating(solution), submitted / "cheater" / assignment / solution.name)
     output = submitted.parent / "out"
     code = grading.grade_submissions(submitted.parent, None, REPO, output, workers=2)
     with open(output / "grades.csv", encoding="utf-8") as handle:
@@ -358,7 +378,8 @@ def test_solutions_get_full_marks(real_batch, solution: Path) -> None:
     _, rows, _, _ = real_batch
     row = rows[("solved", solution.parent.name)]
     total = sum(part.points for part in read_parts(solution))
-    assert (row["status"], float(row["total"])) == ("graded", total), row["reason"]
+    assert (row["status"], float(row["total"])) == ("graded", total), row["reason"] + row["notes"]
+    assert row["trusted"] == "true" and row["notes"] == ""
 
 
 @needs_assignments
@@ -392,6 +413,20 @@ def test_real_feedback_hides_solutions_and_hidden_tests(real_batch, solution: Pa
     assert secret_lines
     leaked = [line for line in secret_lines if line in page]
     assert leaked == []
+
+
+@needs_assignments
+def test_a_patched_check_gets_the_trusted_zero(real_batch) -> None:
+    _, rows, output, _ = real_batch
+    row = rows[("cheater", CHEAT_ASSIGNMENT)]
+    assert row["status"] == "graded" and row["trusted"] == "true", row["reason"]
+    assert row["isolated"] == str(isolation_available()).lower()
+    assert row["test_part_a_frozen_head"] == "0"
+    assert "test_part_a_frozen_head: 0 of 2" in row["notes"] and "trainable" in row["notes"]
+    page = visible_text((output / "feedback" / "cheater" / f"{CHEAT_ASSIGNMENT}.html")
+                        .read_text(encoding="utf-8"))
+    assert "Trusted grading changed your score" in page and "test_part_a_frozen_head" in page
+    assert autograde.HANDOVER_MARK not in page
 
 
 def hidden_and_solution_lines(solution: Path) -> list[str]:
