@@ -213,10 +213,20 @@ def kill_children() -> None:
     psutil.wait_procs(family, timeout=10)
 
 
+def skip_slow_optional_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax``, an optional checker of "iri" strings.
+
+    Importing it compiles dozens of grammars (about 2 s, in every grading process; reported
+    upstream as python-jsonschema/jsonschema#1392); nbformat's schema never uses that format.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: `import` raises ImportError
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python autograde.py ROOT ASSIGNMENT STUDENT [CELL_TIMEOUT]``: grade one submission."""
     root, assignment, student, *rest = argv or sys.argv[1:]
     cell_timeout = int(rest[0]) if rest and rest[0] else None
+    skip_slow_optional_imports()
     become_subreaper()
     try:
         outcome = autograde_here(Path(root), assignment, student, cell_timeout)

@@ -185,7 +185,8 @@ def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, ou
         futures = {pool.submit(grade_one, s, templates[s.assignment], work / "runs", output,
                                timeout, cell_timeout, expected.get(s.assignment, ()),
                                guard=guard, trusted=trusted,
-                               points=points.get(s.assignment, {})): s
+                               points=points.get(s.assignment, {}),
+                               threads=threads_per_worker(workers)): s
                    for s in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="Grading",
                            unit="submission"):
@@ -201,8 +202,11 @@ def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, ou
 def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
               timeout: float, cell_timeout: int | None,
               expected: Iterable[str] = (), guard: Guard | None = None, trusted: bool = True,
-              points: dict[str, float] | None = None) -> Result:
-    """Autograde one submission in a scratch copy of the course; never raises."""
+              points: dict[str, float] | None = None, threads: int | None = None) -> Result:
+    """Autograde one submission in a scratch copy of the course; never raises.
+
+    ``threads`` caps TensorFlow's thread pools in its kernel and trusted checks.
+    """
     started = time.monotonic()
     root = runs / f"{submission.assignment}--{submission.student}"
     shutil.copytree(template, root)
@@ -211,7 +215,7 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
     for name, path in submission.notebooks.items():
         shutil.copy(path, target / f"{name}.ipynb")
     result = Result(submission.student, submission.assignment, submission.source, "failed")
-    env = _kernel_env()
+    env = _kernel_env(threads)
     kernel_dir = None
     if guard is not None:
         kernel_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=guard.kernels))
@@ -257,9 +261,10 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
     if result.status == "graded" and missing:
         result.status = "incomplete"
         result.reason = f"missing {', '.join(m + '.ipynb' for m in missing)} (scored 0)"
-    if parts and any(score > 0 for score in result.scores.values()):  # else nothing to cap
+    earned = [grade_id for grade_id, score in result.scores.items() if score > 0]
+    if parts and earned:  # a verdict only ever lowers a score: judge the parts that scored
         artifacts = collect_artifacts((kernel_dir or root) / "outbox", root / "artifacts")
-        found = verdicts.judge(checks_file, artifacts, drawn=drawn)
+        found = verdicts.judge(checks_file, artifacts, drawn=drawn, env=env, only=earned)
         result.notes = apply_verdicts(result, found, points or {})
         if result.notes:
             note_feedback(root / "feedback" / submission.student / submission.assignment,
@@ -341,13 +346,26 @@ def note_feedback(folder: Path, notes: str) -> None:
         page.write_text(text[:at] + block + text[at:], encoding="utf-8")
 
 
-def _kernel_env() -> dict[str, str]:
+def _kernel_env(threads: int | None = None) -> dict[str, str]:
     """The instructor's environment (``FTCOURSE_PROFILE`` included), with quiet, headless
-    plotting and TensorFlow logs."""
+    plotting and TensorFlow logs, and at most ``threads`` threads per TensorFlow pool unless
+    the instructor set them."""
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads:
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env.setdefault(name, str(threads))
     return env
+
+
+def threads_per_worker(workers: int) -> int:
+    """The CPU cores this process may use, shared among ``workers`` (at least one each).
+
+    Several kernels that each start a thread per core spend their time switching threads.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // workers)
 
 
 def kill_tree(pid: int) -> None:
@@ -391,20 +409,21 @@ def part_columns(results: Iterable[Result], assignments: dict[str, Assignment]) 
 
 def write_grades_csv(results: list[Result], assignments: dict[str, Assignment],
                      path: Path) -> Path:
-    """One row per submission: scores by grade_id, total, max, status and reason."""
+    """One row per submission: scores by grade_id, total, max, status, reason and the seconds
+    its grading took (0 for one that was never run)."""
     columns = part_columns(results, assignments)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "assignment", *columns, "total", "max", "status", "reason",
-                         "source", "isolated", "trusted", "notes"])
+                         "source", "isolated", "trusted", "notes", "seconds"])
         for r in results:
             known = assignments.get(r.assignment)
             cells = [_number(r.scores[c]) if c in r.scores else "" for c in columns]
             writer.writerow([r.student, r.assignment, *cells, _number(r.total),
                              _number(known.max_score) if known else "", r.status, r.reason,
                              r.source, "" if r.isolated is None else str(r.isolated).lower(),
-                             str(r.trusted).lower(), r.notes])
+                             str(r.trusted).lower(), r.notes, f"{r.seconds:.1f}"])
     return path
 
 

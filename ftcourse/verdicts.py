@@ -15,7 +15,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,12 +129,21 @@ def load_artifact(artifact_dir: Path, name: str, kind: str) -> Any:
 
 
 def judge_part(part: TrustedPart, artifact_dir: Path,
-               drawn: Mapping[str, Any] | None = None) -> Verdict:
-    """Load a part's values and run its check: 1.0 if it passes, else 0.0 with the reason."""
+               drawn: Mapping[str, Any] | None = None,
+               loaded: dict[tuple[str, str], Any] | None = None) -> Verdict:
+    """Load a part's values and run its check: 1.0 if it passes, else 0.0 with the reason.
+
+    ``loaded`` keeps the values already loaded for other parts of the same submission (loading
+    a model rebuilds every layer, seconds each); the checks only read them.
+    """
+    loaded = {} if loaded is None else loaded
     try:
         wanted = {**part.exports, **{name: kind for name, (kind, _) in part.probes.items()}}
-        values = {name: load_artifact(artifact_dir, name, kind)
-                  for name, kind in wanted.items()}
+        values = {}
+        for name, kind in wanted.items():
+            if (name, kind) not in loaded:
+                loaded[name, kind] = load_artifact(artifact_dir, name, kind)
+            values[name] = loaded[name, kind]
         values["drawn"] = dict(drawn or {})
         part.check(values)
     except AssertionError as error:
@@ -156,16 +165,22 @@ def load_trusted_parts(checks_file: Path) -> list[TrustedPart]:
 
 
 def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300,
-          drawn: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Verdict]:
-    """Judge every part in a fresh process, so nothing a submission made can reach the grader.
+          drawn: Mapping[str, Mapping[str, Any]] | None = None,
+          env: Mapping[str, str] | None = None,
+          only: Iterable[str] | None = None) -> dict[str, Verdict]:
+    """Judge every part (or the grade_ids in ``only``) in a fresh process, so nothing a
+    submission made can reach the grader.
 
-    ``drawn`` holds the probe inputs given to :func:`export_source` (see :func:`draw_values`).
+    ``drawn`` holds the probe inputs given to :func:`export_source` (see :func:`draw_values`);
+    ``env`` is that process's environment (default: this one's).
     """
     command = [sys.executable, "-m", "ftcourse.verdicts", str(checks_file), str(artifact_dir),
                json.dumps(dict(drawn or {}))]
+    if only is not None:
+        command.append(json.dumps(sorted(only)))
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                              check=False)
+                              check=False, env=None if env is None else dict(env))
         results = json.loads(done.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as error:
         reason = f"the trusted checks did not finish ({type(error).__name__})"
@@ -174,11 +189,16 @@ def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftcourse.verdicts CHECKS_FILE ARTIFACT_DIR [DRAWN_JSON]``: print verdicts."""
+    """``python -m ftcourse.verdicts CHECKS_FILE ARTIFACT_DIR [DRAWN_JSON [ONLY_JSON]]``:
+    print the verdicts (of the grade_ids listed in ONLY_JSON, else of every part)."""
     checks_file, artifact_dir, *rest = argv or sys.argv[1:]
     drawn = json.loads(rest[0]) if rest else {}
-    verdicts = {part.grade_id: judge_part(part, Path(artifact_dir), drawn.get(part.grade_id))
-                for part in load_trusted_parts(Path(checks_file))}
+    only = set(json.loads(rest[1])) if len(rest) > 1 else None
+    loaded: dict[tuple[str, str], Any] = {}
+    verdicts = {part.grade_id: judge_part(part, Path(artifact_dir), drawn.get(part.grade_id),
+                                          loaded)
+                for part in load_trusted_parts(Path(checks_file))
+                if only is None or part.grade_id in only}
     print(json.dumps({gid: [v.fraction, v.reason] for gid, v in verdicts.items()}))
     return 0
 

@@ -139,6 +139,8 @@ def test_importing_ftcourse_changes_no_global_state() -> None:
         seed = global_state.get_global_attribute("global_random_seed")
         py_state, np_state = random.getstate(), np.random.get_state()[1].copy()
         import ftcourse
+        for name in ftcourse.__all__:  # the helpers load on first use: load them all
+            getattr(ftcourse, name)
         assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
         assert global_state.get_global_attribute("global_random_seed") == seed
         assert random.getstate() == py_state
@@ -150,3 +152,24 @@ def test_importing_ftcourse_changes_no_global_state() -> None:
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unchanged" in result.stdout
+
+
+def test_helpers_load_on_first_use_and_grading_tools_never_load_tensorflow() -> None:
+    """The grader starts its tools for every submission: they must not pay for TensorFlow."""
+    script = textwrap.dedent("""
+        import sys
+        import ftcourse, ftcourse.sandbox, ftcourse.autograde, ftcourse.grading, ftcourse.cli
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+        assert "build_model" in dir(ftcourse) and "training" in dir(ftcourse)
+        assert ftcourse.build_model is ftcourse.models.build_model
+        assert ftcourse.training.train is ftcourse.train
+        try:
+            ftcourse.no_such_helper
+        except AttributeError as error:
+            assert "no_such_helper" in str(error)
+        print("lazy")
+    """)
+    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "lazy" in result.stdout

@@ -347,24 +347,28 @@ def cheating(solution: Path) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def real_batch(tmp_path_factory: pytest.TempPathFactory):
-    """Every real assignment as solution, untouched exercise and partial, in nbgrader layout,
-    and one ps02 submission that fools nbgrader's tests by patching the checks."""
+    """Every real assignment solved, in nbgrader layout; for ps02 also half solved, the untouched
+    exercise, and a submission that fools nbgrader's tests by patching the checks. (Each graded
+    submission costs tens of CPU seconds: the batch is kept to these. The hostile corpus in
+    ``tests/test_integrity.py`` grades more partial ps02 submissions.)
+
+    (That every test fails on each untouched exercise is checked without the grading pipeline,
+    in ``tests/test_assignments.py``.)"""
     submitted = tmp_path_factory.mktemp("real") / "submitted"
     expected_partial = {}
     for solution in SOLUTIONS:
         assignment = solution.parent.name
         exercise = REPO / "exercises" / assignment / solution.name
-        for student, nb in (("solved", nbformat.read(solution, as_version=4)),
-                            ("untouched", nbformat.read(exercise, as_version=4)),
-                            ("halfway", None)):
-            if nb is None:
-                nb, expected_partial[assignment] = partial(exercise, solution)
+        entries = [("solved", nbformat.read(solution, as_version=4))]
+        if assignment == CHEAT_ASSIGNMENT:
+            halfway, expected_partial[assignment] = partial(exercise, solution)
+            entries.append(("halfway", halfway))
+            entries += [("untouched", nbformat.read(exercise, as_version=4)),
+                        ("cheater", cheating(solution))]
+        for student, nb in entries:
             target = submitted / student / assignment
             target.mkdir(parents=True, exist_ok=True)
             nbformat.write(copy.deepcopy(nb), target / solution.name)
-        if assignment == CHEAT_ASSIGNMENT:
-            (submitted / "cheater" / assignment).mkdir(parents=True)
-            nbformat.write(cheating(solution), submitted / "cheater" / assignment / solution.name)
     output = submitted.parent / "out"
     code = grading.grade_submissions(submitted.parent, None, REPO, output, workers=2)
     with open(output / "grades.csv", encoding="utf-8") as handle:
@@ -383,36 +387,43 @@ def test_solutions_get_full_marks(real_batch, solution: Path) -> None:
 
 
 @needs_assignments
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
-def test_untouched_exercises_score_zero(real_batch, solution: Path) -> None:
+def test_an_untouched_exercise_scores_zero(real_batch) -> None:
     _, rows, _, _ = real_batch
-    row = rows[("untouched", solution.parent.name)]
+    row = rows[("untouched", CHEAT_ASSIGNMENT)]
     assert row["status"] == "graded", row["reason"]
     assert float(row["total"]) == 0.0
 
 
 @needs_assignments
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
-def test_partial_submissions_get_the_points_of_the_solved_parts(real_batch,
-                                                                solution: Path) -> None:
+def test_a_partial_submission_gets_the_points_of_the_solved_parts(real_batch) -> None:
     _, rows, _, expected = real_batch
-    row = rows[("halfway", solution.parent.name)]
+    row = rows[("halfway", CHEAT_ASSIGNMENT)]
     assert row["status"] == "graded", row["reason"]
-    assert 0 < float(row["total"]) == expected[solution.parent.name]
+    assert 0 < float(row["total"]) == expected[CHEAT_ASSIGNMENT]
 
 
 @needs_assignments
-@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
-def test_real_feedback_hides_solutions_and_hidden_tests(real_batch, solution: Path) -> None:
+def test_real_feedback_hides_the_hidden_tests(real_batch) -> None:
     _, _, output, _ = real_batch
+    solution = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
+    page = visible_text((output / "feedback" / "halfway" / f"{solution.stem}.html")
+                        .read_text(encoding="utf-8"))
+    secret_lines = [line for line in marked_lines(solution, "HIDDEN TESTS")
+                    if line not in released_text(solution)]
+    assert secret_lines
+    assert [line for line in secret_lines if line in page] == []
+
+
+@needs_assignments
+def test_real_feedback_of_an_untouched_exercise_shows_no_solution(real_batch) -> None:
+    _, _, output, _ = real_batch
+    solution = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
     page = visible_text((output / "feedback" / "untouched" / f"{solution.stem}.html")
                         .read_text(encoding="utf-8"))
-    exercise = REPO / "exercises" / solution.parent.name / solution.name
-    shown = "\n".join(c.source for c in nbformat.read(exercise, as_version=4).cells)
-    secret_lines = [line for line in hidden_and_solution_lines(solution) if line not in shown]
+    secret_lines = [line for kind in ("SOLUTION", "HIDDEN TESTS")
+                    for line in marked_lines(solution, kind) if line not in released_text(solution)]
     assert secret_lines
-    leaked = [line for line in secret_lines if line in page]
-    assert leaked == []
+    assert [line for line in secret_lines if line in page] == []
 
 
 @needs_assignments
@@ -429,19 +440,23 @@ def test_a_patched_check_gets_the_trusted_zero(real_batch) -> None:
     assert autograde.HANDOVER_MARK not in page
 
 
-def hidden_and_solution_lines(solution: Path) -> list[str]:
-    """Distinctive lines of the solution regions and hidden tests of a source notebook."""
+def marked_lines(solution: Path, kind: str) -> list[str]:
+    """Distinctive lines between ``### BEGIN <kind>`` and ``### END <kind>`` in a source."""
     lines = []
     for cell in nbformat.read(solution, as_version=4).cells:
         inside = False
         for line in cell.source.splitlines():
-            if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
-                inside = False
+            if f"BEGIN {kind}" in line or f"END {kind}" in line:
+                inside = f"BEGIN {kind}" in line
             elif inside and len(line.strip()) > 12:
                 lines.append(line.strip())
     return lines
+
+
+def released_text(solution: Path) -> str:
+    """Every cell of the released exercise of a source notebook, as one string."""
+    exercise = REPO / "exercises" / solution.parent.name / solution.name
+    return "\n".join(c.source for c in nbformat.read(exercise, as_version=4).cells)
 
 
 def test_release_all_is_reexported(monkeypatch) -> None:
@@ -458,12 +473,50 @@ def test_grades_csv_keeps_every_row(tmp_path: Path) -> None:
     from ftcourse.submissions import Assignment, Part
 
     assignments = {"a": Assignment("a", ("a",), (Part("p1", 1), Part("p2", 2)))}
-    results = [grading.Result("x", "a", "x_a.ipynb", "graded", scores={"p1": 1, "p2": 2}),
+    results = [grading.Result("x", "a", "x_a.ipynb", "graded", scores={"p1": 1, "p2": 2},
+                              seconds=12.345),
                grading.Result("y", "a", "y_a.ipynb", "invalid", "the file is empty")]
     path = grading.write_grades_csv(results, assignments, tmp_path / "grades.csv")
     rows = read_rows(path)
     assert [(r["student"], r["p1"], r["total"], r["max"], r["status"]) for r in rows] == [
         ("x", "1", "3", "3", "graded"), ("y", "", "0", "3", "invalid")]
+    assert [r["seconds"] for r in rows] == ["12.3", "0.0"]
     text = grading.summary(results, assignments)
     assert "1 submission(s) need attention" in text and "y_a.ipynb" in text
     assert json.dumps(text)
+
+
+def test_the_grading_process_skips_the_slow_optional_iri_checker() -> None:
+    """Without ``rfc3987_syntax`` nbformat still validates notebooks, and rejects bad ones."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        from ftcourse import autograde
+        autograde.skip_slow_optional_imports()
+        import nbformat
+        assert sys.modules.get("rfc3987_syntax") is None
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+        nbformat.validate(nb)
+        nb.cells[0].execution_count = "not a number"
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError:
+            print("still validates")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "still validates" in done.stdout
+
+
+def test_kernels_share_the_cores_among_workers(monkeypatch) -> None:
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the instructor's own setting wins
+    env = grading._kernel_env(threads=2)
+    assert (env["TF_NUM_INTRAOP_THREADS"], env["OMP_NUM_THREADS"]) == ("2", "3")
+    assert "TF_NUM_INTRAOP_THREADS" not in grading._kernel_env()
+    monkeypatch.setattr(grading.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [grading.threads_per_worker(w) for w in (1, 2, 3, 8)] == [4, 2, 1, 1]

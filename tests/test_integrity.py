@@ -42,7 +42,7 @@ from ftcourse import autograde, grading
 from ftcourse.submissions import read_parts
 
 REPO = Path(__file__).resolve().parents[1]
-CELL_TIMEOUT_S = 30
+CELL_TIMEOUT_S = 20
 NOTEBOOK_TIMEOUT_S = 90
 
 

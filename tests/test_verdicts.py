@@ -98,3 +98,28 @@ def test_pickled_arrays_and_lambda_models_are_refused(tmp_path):
     lambda_model.save(tmp_path / "model.keras")
     with pytest.raises(ValueError, match=r"(?i)unsafe|lambda"):
         load_artifact(tmp_path, "model", "model")
+
+
+def test_only_the_listed_parts_are_judged_and_each_value_is_loaded_once(
+        tmp_path, tiny_model, checks_file, monkeypatch, capsys):
+    import json
+
+    from ftcourse import verdicts
+
+    artifacts = tmp_path / "artifacts"
+    _export(artifacts, {"model": tiny_model, "best_rate": 0.01, "curve": [0.1]}, checks_file)
+    loads = []
+    real_load = verdicts.load_artifact
+    monkeypatch.setattr(verdicts, "load_artifact",
+                        lambda folder, name, kind: loads.append(name) or real_load(
+                            folder, name, kind))
+    assert verdicts.main([str(checks_file), str(artifacts), "{}", '["test_rate"]']) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "test_rate": [1.0, "passed the trusted checks"]}
+    assert sorted(loads) == ["best_rate", "curve"]  # the model was never loaded
+
+    loaded: dict = {}
+    twice = TrustedPart("test_twice", {"model": "model"}, lambda values: None)
+    for _ in range(2):
+        assert judge_part(twice, artifacts, loaded=loaded).fraction == 1.0
+    assert loads.count("model") == 1
