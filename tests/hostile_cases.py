@@ -372,13 +372,19 @@ def grading_detection(folder: Path, kit: Kit) -> None:
     save(folder, "grading_detection", after(kit.notebook(), SETUP, source))
 
 
+# The endless loops sleep instead of spinning: the grader stops them the same way (the cell and
+# notebook time limits), and they leave the CPU to the submissions graded beside them.
+ENDLESS = "import time\nwhile True:\n    time.sleep(0.1)"
+
+
 def loop_top_level(folder: Path, kit: Kit) -> None:
-    save(folder, "loop_top_level", after(kit.notebook(), SETUP, "while True:\n    pass"))
+    save(folder, "loop_top_level", after(kit.notebook(), SETUP, ENDLESS))
 
 
 def loop_in_function(folder: Path, kit: Kit) -> None:
+    body = "\n".join("    " + line for line in ENDLESS.splitlines())
     nb = kit.notebook(part_a_build_model="def build_frozen_classifier(num_classes, image_size, "
-                                         "weights):\n    while True:\n        pass")
+                                         f"weights):\n{body}")
     save(folder, "loop_in_function", nb)
 
 
