@@ -181,12 +181,13 @@ def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, ou
     from tqdm.auto import tqdm
 
     results, expected, points = [], expected or {}, points or {}
+    threads = threads_per_worker(workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(grade_one, s, templates[s.assignment], work / "runs", output,
                                timeout, cell_timeout, expected.get(s.assignment, ()),
                                guard=guard, trusted=trusted,
                                points=points.get(s.assignment, {}),
-                               threads=threads_per_worker(workers)): s
+                               threads=threads): s
                    for s in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="Grading",
                            unit="submission"):

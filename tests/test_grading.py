@@ -12,6 +12,9 @@ import csv
 import html
 import json
 import re
+import subprocess
+import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -331,6 +334,7 @@ def partial(exercise: Path, solution: Path) -> tuple[nbformat.NotebookNode, floa
 
 
 CHEAT_ASSIGNMENT = "ps02_frozen_mobilenetv2"
+CHEAT_SOLUTION = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
 CHEAT = ("\nchecks.check_base_frozen = lambda *a, **k: None"
          "\nchecks.count_params = lambda weights: 1280 * 5 + 5")
 
@@ -350,10 +354,9 @@ def real_batch(tmp_path_factory: pytest.TempPathFactory):
     """Every real assignment solved, in nbgrader layout; for ps02 also half solved, the untouched
     exercise, and a submission that fools nbgrader's tests by patching the checks. (Each graded
     submission costs tens of CPU seconds: the batch is kept to these. The hostile corpus in
-    ``tests/test_integrity.py`` grades more partial ps02 submissions.)
-
-    (That every test fails on each untouched exercise is checked without the grading pipeline,
-    in ``tests/test_assignments.py``.)"""
+    ``tests/test_integrity.py`` grades more partial ps02 submissions, and that every test fails
+    on each untouched exercise is checked without the pipeline in ``tests/test_assignments.py``.)
+    """
     submitted = tmp_path_factory.mktemp("real") / "submitted"
     expected_partial = {}
     for solution in SOLUTIONS:
@@ -405,11 +408,11 @@ def test_a_partial_submission_gets_the_points_of_the_solved_parts(real_batch) ->
 @needs_assignments
 def test_real_feedback_hides_the_hidden_tests(real_batch) -> None:
     _, _, output, _ = real_batch
-    solution = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
-    page = visible_text((output / "feedback" / "halfway" / f"{solution.stem}.html")
+    page = visible_text((output / "feedback" / "halfway" / f"{CHEAT_SOLUTION.stem}.html")
                         .read_text(encoding="utf-8"))
-    secret_lines = [line for line in marked_lines(solution, "HIDDEN TESTS")
-                    if line not in released_text(solution)]
+    shown = released_text(CHEAT_SOLUTION)
+    secret_lines = [line for line in marked_lines(CHEAT_SOLUTION, "HIDDEN TESTS")
+                    if line not in shown]
     assert secret_lines
     assert [line for line in secret_lines if line in page] == []
 
@@ -417,11 +420,11 @@ def test_real_feedback_hides_the_hidden_tests(real_batch) -> None:
 @needs_assignments
 def test_real_feedback_of_an_untouched_exercise_shows_no_solution(real_batch) -> None:
     _, _, output, _ = real_batch
-    solution = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
-    page = visible_text((output / "feedback" / "untouched" / f"{solution.stem}.html")
+    page = visible_text((output / "feedback" / "untouched" / f"{CHEAT_SOLUTION.stem}.html")
                         .read_text(encoding="utf-8"))
+    shown = released_text(CHEAT_SOLUTION)
     secret_lines = [line for kind in ("SOLUTION", "HIDDEN TESTS")
-                    for line in marked_lines(solution, kind) if line not in released_text(solution)]
+                    for line in marked_lines(CHEAT_SOLUTION, kind) if line not in shown]
     assert secret_lines
     assert [line for line in secret_lines if line in page] == []
 
@@ -460,7 +463,6 @@ def released_text(solution: Path) -> str:
 
 
 def test_release_all_is_reexported(monkeypatch) -> None:
-    import sys
     import types
 
     fake = types.ModuleType("ftcourse.release")
@@ -488,10 +490,6 @@ def test_grades_csv_keeps_every_row(tmp_path: Path) -> None:
 
 def test_the_grading_process_skips_the_slow_optional_iri_checker() -> None:
     """Without ``rfc3987_syntax`` nbformat still validates notebooks, and rejects bad ones."""
-    import subprocess
-    import sys
-    import textwrap
-
     script = textwrap.dedent("""
         import sys
         from ftcourse import autograde
