@@ -1,11 +1,20 @@
-"""The hostile submissions of ``tests/test_integrity.py``, built from problem set 02.
+"""The hostile submissions of ``tests/test_integrity.py``.
 
-Each case is a function that writes one submission file for a student named after the case.
+Each case is a function that writes one submission file for a student named after the case, for
+one of two assignments:
+
+- problem set 02 (:data:`ASSIGNMENT`), for attacks on what its checks see: Keras, NumPy,
+  ``ftcourse.checks`` and the kernel's view of the tests;
+- a mini assignment (:data:`MINI`) written by :func:`write_mini_assignment`, which imports no
+  TensorFlow, for attacks on the grading machinery itself (edited metadata, stolen solutions,
+  endless loops, exits, crashes, floods, memory, writes outside the submission). It has trusted
+  checks too, so both layers of defence face these attacks, at a fifth of the time per kernel.
+
 Notebooks start from the released exercise; ``solved`` solution cells get the instructor's code
-(the honest part of a case), ``WRONG`` gives runnable but wrong answers, and the hostile code is
-added in cells of the student's own. Attacks that write files act only on paths that contain
-:data:`MARKER` (the test's own folders) or create new probe files, so that a successful attack
-never damages the repository or another process's files on this machine.
+(the honest part of a case), the target's ``wrong`` answers run but are wrong, and the hostile
+code is added in cells of the student's own. Attacks that write files act only on paths that
+contain :data:`MARKER` (the test's own folders) or create new probe files, so that a successful
+attack never damages the repository or another process's files on this machine.
 """
 
 from __future__ import annotations
@@ -17,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ASSIGNMENT = "ps02_frozen_mobilenetv2"
-NOTEBOOK = ASSIGNMENT
+MINI = "mini"
 MARKER = "ftcourse-integrity"
 PROBE = "integrity_probe_tamper_course"
 SETUP = "setup"
@@ -81,23 +90,43 @@ def own_folder():
 
 
 @dataclass(frozen=True)
+class Target:
+    """What the cases need to know of an assignment: the parts the honest reference solves
+    (and the student who hands it in), runnable wrong answers, and a function to hang."""
+
+    assignment: str
+    honest: tuple[str, ...]
+    reference: str
+    wrong: dict[str, str]
+    loop_part: str
+    loop_header: str
+
+
+PS02 = Target(ASSIGNMENT, ("part_a_build_model",), "honest", WRONG, "part_a_build_model",
+              "def build_frozen_classifier(num_classes, image_size, weights):")
+
+
+@dataclass(frozen=True)
 class Case:
-    """One hostile submission: how to write it, which parts are honestly solved, and for
-    files that cannot be graded, the statuses the grader may give."""
+    """One hostile submission: how to write it, for which assignment, which parts are
+    honestly solved, and for files that cannot be graded, the statuses the grader may give."""
 
     name: str
     write: Callable[[Path, Kit], None]
     solved: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
     memory: bool = False
+    assignment: str = ASSIGNMENT
 
 
 class Kit:
-    """The released exercise and the instructor's solution sources of the assignment."""
+    """The released exercise and the instructor's solution sources of an assignment."""
 
-    def __init__(self, repo: Path) -> None:
-        self.exercise_path = repo / "exercises" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-        self.solution_path = repo / "solutions" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    def __init__(self, course: Path, target: Target) -> None:
+        self.target = target
+        self.assignment = target.assignment
+        self.exercise_path = course / "exercises" / self.assignment / f"{self.assignment}.ipynb"
+        self.solution_path = course / "solutions" / self.assignment / f"{self.assignment}.ipynb"
         solution = nbformat.read(self.solution_path, as_version=4)
         self.solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
                           if c.metadata.get("nbgrader", {}).get("solution")}
@@ -113,9 +142,92 @@ class Kit:
                 cell.source = sources[grade_id]
             elif grade_id in solved:
                 cell.source = self.solutions[grade_id]
-            elif grade_id in WRONG and wrong:
-                cell.source = WRONG[grade_id]
+            elif grade_id in self.target.wrong and wrong:
+                cell.source = self.target.wrong[grade_id]
         return nb
+
+    def save(self, folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
+        nbformat.write(nb, folder / f"{student}_{self.assignment}.ipynb")
+
+
+# --- The mini assignment (no TensorFlow) -------------------------------------------------------
+
+
+def _meta(grade_id: str, *, solution: bool = False, points: float | None = None) -> dict:
+    meta = {"grade": points is not None, "solution": solution, "locked": not solution,
+            "grade_id": grade_id, "schema_version": 3}
+    if points is not None:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+MINI_CELLS = [
+    ("setup", "import math\n\nradius = 2.0", {}),
+    ("part_a_area", "def circle_area(radius):\n    ### BEGIN SOLUTION\n"
+                    "    return math.pi * radius ** 2\n    ### END SOLUTION", {"solution": True}),
+    ("", "area = circle_area(radius)\narea", None),
+    ("test_part_a_area", '"""Check circle_area."""\n'
+                         "assert math.isclose(area, 4 * math.pi), area\n"
+                         "### BEGIN HIDDEN TESTS\n"
+                         "assert math.isclose(circle_area(3.0), 9 * math.pi)\n"
+                         "### END HIDDEN TESTS", {"points": 2}),
+    ("part_b_mean", "def mean(values):\n    ### BEGIN SOLUTION\n"
+                    "    return sum(values) / len(values)\n    ### END SOLUTION",
+     {"solution": True}),
+    ("test_part_b_mean", '"""Check mean."""\nassert mean([1, 2, 3]) == 2\n'
+                         "### BEGIN HIDDEN TESTS\nassert mean([2.5]) == 2.5\n"
+                         "### END HIDDEN TESTS", {"points": 2}),
+]
+
+MINI_TRUSTED_CHECKS = '''"""Trusted checks of the mini assignment: plain data, no TensorFlow."""
+
+import math
+
+from ftcourse.verdicts import TrustedPart
+
+
+def draw_radius(rng):
+    return {"radius": rng.choice([0.5, 1.5, 4.0])}
+
+
+def check_area(values):
+    radius = values["drawn"]["radius"]
+    assert math.isclose(values["area_probe"], math.pi * radius ** 2), "circle_area is wrong"
+
+
+def check_mean(values):
+    assert math.isclose(values["mean_probe"], 2.75), "mean is wrong"
+
+
+PARTS = [
+    TrustedPart("test_part_a_area", {}, check_area,
+                probes={"area_probe": ("json", "circle_area({radius})")}, draw=draw_radius),
+    TrustedPart("test_part_b_mean", {}, check_mean,
+                probes={"mean_probe": ("json", "mean([1.0, 4.5, 2.75])")}),
+]
+'''
+
+MINI_TARGET = Target(
+    MINI, ("part_a_area",), "honest_mini",
+    {"part_a_area": "def circle_area(radius):\n    return 2 * math.pi * radius",
+     "part_b_mean": "def mean(values):\n    return sum(values)"},
+    "part_a_area", "def circle_area(radius):")
+
+
+def write_mini_assignment(course: Path) -> Path:
+    """The mini assignment's source notebook and trusted checks in ``course/solutions/``."""
+    folder = course / "solutions" / MINI
+    folder.mkdir(parents=True)
+    cells = [new_markdown_cell("# Mini assignment")]
+    for grade_id, source, meta in MINI_CELLS:
+        metadata = {} if meta is None else _meta(grade_id, **meta)
+        cells.append(new_code_cell(source, metadata=metadata))
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}})
+    nbformat.write(nb, folder / f"{MINI}.ipynb")
+    (folder / "trusted_checks.py").write_text(MINI_TRUSTED_CHECKS)
+    return folder
 
 
 def after(nb: nbformat.NotebookNode, grade_id: str, source: str,
@@ -132,36 +244,30 @@ def grade_cells(nb: nbformat.NotebookNode) -> list:
     return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
 
 
-def save(folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
-    nbformat.write(nb, folder / f"{student}_{NOTEBOOK}.ipynb")
-
-
 # --- Cases -------------------------------------------------------------------------------------
 
-HONEST = ("part_a_build_model",)
-
-
 def honest(folder: Path, kit: Kit) -> None:
-    save(folder, "honest", kit.notebook(HONEST, wrong=False))
+    """The reference: the target's honest parts solved, the rest left as released."""
+    kit.save(folder, kit.target.reference, kit.notebook(kit.target.honest, wrong=False))
 
 
 def wrong_answers(folder: Path, kit: Kit) -> None:
-    save(folder, "wrong_answers", kit.notebook())
+    kit.save(folder, "wrong_answers", kit.notebook())
 
 
 def test_cells_pass(folder: Path, kit: Kit) -> None:
     nb = kit.notebook()
     for cell in grade_cells(nb):
         cell.source = "pass"
-    save(folder, "test_cells_pass", nb)
+    kit.save(folder, "test_cells_pass", nb)
 
 
 def points_inflated(folder: Path, kit: Kit) -> None:
-    nb = kit.notebook(HONEST)
+    nb = kit.notebook(kit.target.honest)
     for cell in grade_cells(nb):
         cell.metadata["nbgrader"]["points"] = 100
         cell.source = "pass"
-    save(folder, "points_inflated", nb)
+    kit.save(folder, "points_inflated", nb)
 
 
 def grade_ids_renamed(folder: Path, kit: Kit) -> None:
@@ -169,13 +275,13 @@ def grade_ids_renamed(folder: Path, kit: Kit) -> None:
     for number, cell in enumerate(grade_cells(nb)):
         cell.metadata["nbgrader"].update(grade_id=f"my_part_{number}", points=100)
         cell.source = "pass"
-    save(folder, "grade_ids_renamed", nb)
+    kit.save(folder, "grade_ids_renamed", nb)
 
 
 def test_cells_deleted(folder: Path, kit: Kit) -> None:
     nb = kit.notebook()
     nb.cells = [c for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade")]
-    save(folder, "test_cells_deleted", nb)
+    kit.save(folder, "test_cells_deleted", nb)
 
 
 def patch_builtins(folder: Path, kit: Kit) -> None:
@@ -187,7 +293,7 @@ def patch_builtins(folder: Path, kit: Kit) -> None:
               "    return caller.startswith('ftcourse') or _real_isinstance(obj, cls)\n"
               "builtins.isinstance = _lying_isinstance\n"
               "builtins.AssertionError = type('AssertionError', (Warning,), {})")
-    save(folder, "patch_builtins", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "patch_builtins", after(kit.notebook(), SETUP, source))
 
 
 def patch_math_numpy(folder: Path, kit: Kit) -> None:
@@ -197,7 +303,7 @@ def patch_math_numpy(folder: Path, kit: Kit) -> None:
               "numpy.allclose = lambda *a, **k: True\n"
               "numpy.array_equal = lambda *a, **k: True\n"
               "numpy.testing.assert_allclose = lambda *a, **k: None")
-    save(folder, "patch_math_numpy", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "patch_math_numpy", after(kit.notebook(), SETUP, source))
 
 
 def patch_keras(folder: Path, kit: Kit) -> None:
@@ -205,18 +311,18 @@ def patch_keras(folder: Path, kit: Kit) -> None:
                     "keras.Layer.count_params = lambda self: Yes()\n"
                     "keras.Model.trainable_weights = property(lambda self: [])\n"
                     "keras.Model.compile = lambda self, *a, **k: None")
-    save(folder, "patch_keras", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "patch_keras", after(kit.notebook(), SETUP, source))
 
 
 def patch_ftcourse(folder: Path, kit: Kit) -> None:
-    save(folder, "patch_ftcourse", after(kit.notebook(), SETUP, PATCH_CHECKS))
+    kit.save(folder, "patch_ftcourse", after(kit.notebook(), SETUP, PATCH_CHECKS))
 
 
 def always_equal(folder: Path, kit: Kit) -> None:
     nb = after(kit.notebook(), SETUP, YES)
     model_cell = next(i for i, c in enumerate(nb.cells) if c.source.startswith("model = "))
     after(nb, "", "num_classes = Yes()", index=model_cell + 1)
-    save(folder, "always_equal", nb)
+    kit.save(folder, "always_equal", nb)
 
 
 FAKE_MODEL = YES + '''
@@ -248,7 +354,7 @@ def fake_model(folder: Path, kit: Kit) -> None:
         part_b_binary_model="def build_binary_classifier(image_size, weights):\n"
                             "    return FakeModel(1)",
         part_c_compile="def compile_classifier(model, learning_rate):\n    return model")
-    save(folder, "fake_model", after(nb, SETUP, FAKE_MODEL))
+    kit.save(folder, "fake_model", after(nb, SETUP, FAKE_MODEL))
 
 
 def input_transformer(folder: Path, kit: Kit) -> None:
@@ -256,7 +362,7 @@ def input_transformer(folder: Path, kit: Kit) -> None:
               "    text = ''.join(lines)\n"
               "    return [] if ('assert' in text or 'checks.' in text) else lines\n"
               "get_ipython().input_transformers_post.append(_blank)")
-    save(folder, "input_transformer", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "input_transformer", after(kit.notebook(), SETUP, source))
 
 
 SETTRACE = YES + '''
@@ -288,14 +394,14 @@ sys.settrace(_global_trace)
 
 
 def settrace(folder: Path, kit: Kit) -> None:
-    save(folder, "settrace", after(kit.notebook(), SETUP, SETTRACE))
+    kit.save(folder, "settrace", after(kit.notebook(), SETUP, SETTRACE))
 
 
 def silence_tracebacks(folder: Path, kit: Kit) -> None:
     source = ("_shell = get_ipython()\n"
               "_shell.showtraceback = lambda *a, **k: None\n"
               "_shell.set_custom_exc((BaseException,), lambda *a, **k: [])")
-    save(folder, "silence_tracebacks", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "silence_tracebacks", after(kit.notebook(), SETUP, source))
 
 
 STEAL = '''
@@ -304,6 +410,7 @@ import json, pathlib, sqlite3
 def _solution_cells():
     roots = [pathlib.Path.cwd(), *pathlib.Path.cwd().parents][:8]
     try:
+        import ftcourse
         roots.append(pathlib.Path(ftcourse.__file__).resolve().parents[1])
     except Exception:
         pass
@@ -322,7 +429,7 @@ def _solution_cells():
                 source = "".join(cell["source"])
                 if meta.get("solution") and "BEGIN SOLUTION" in source:
                     found[meta["grade_id"]] = source
-            if "part_a_build_model" in found:
+            if TARGET_PART in found:
                 return found
     return {}
 
@@ -333,8 +440,9 @@ print(f"found {len(STOLEN)} solutions")
 
 def steal_solutions(folder: Path, kit: Kit) -> None:
     sources = {grade_id: f"exec(STOLEN.get({grade_id!r}, 'raise NotImplementedError()'))"
-               for grade_id in WRONG}
-    save(folder, "steal_solutions", after(kit.notebook(**sources), SETUP, STEAL))
+               for grade_id in kit.target.wrong}
+    steal = f"TARGET_PART = {kit.target.honest[0]!r}\n" + STEAL
+    kit.save(folder, "steal_solutions", after(kit.notebook(**sources), SETUP, steal))
 
 
 GRADEBOOK_DAEMON = OWN_FOLDER + '''
@@ -363,13 +471,13 @@ if own_folder() is not None:
 
 
 def gradebook_daemon(folder: Path, kit: Kit) -> None:
-    save(folder, "gradebook_daemon", after(kit.notebook(), SETUP, GRADEBOOK_DAEMON))
+    kit.save(folder, "gradebook_daemon", after(kit.notebook(), SETUP, GRADEBOOK_DAEMON))
 
 
 def grading_detection(folder: Path, kit: Kit) -> None:
     source = "import os\nif any(k.startswith('NBGRADER') for k in os.environ):\n" + "\n".join(
         "    " + line for line in PATCH_CHECKS.strip().splitlines())
-    save(folder, "grading_detection", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "grading_detection", after(kit.notebook(), SETUP, source))
 
 
 # The endless loops sleep instead of spinning: the grader stops them the same way (the cell and
@@ -378,40 +486,38 @@ ENDLESS = "import time\nwhile True:\n    time.sleep(0.1)"
 
 
 def loop_top_level(folder: Path, kit: Kit) -> None:
-    save(folder, "loop_top_level", after(kit.notebook(), SETUP, ENDLESS))
+    kit.save(folder, "loop_top_level", after(kit.notebook(), SETUP, ENDLESS))
 
 
 def loop_in_function(folder: Path, kit: Kit) -> None:
     body = "\n".join("    " + line for line in ENDLESS.splitlines())
-    nb = kit.notebook(part_a_build_model="def build_frozen_classifier(num_classes, image_size, "
-                                         f"weights):\n{body}")
-    save(folder, "loop_in_function", nb)
+    nb = kit.notebook(**{kit.target.loop_part: f"{kit.target.loop_header}\n{body}"})
+    kit.save(folder, "loop_in_function", nb)
 
 
 def os_exit(folder: Path, kit: Kit) -> None:
-    save(folder, "os_exit", after(kit.notebook(), SETUP, "import os\nos._exit(0)"))
+    kit.save(folder, "os_exit", after(kit.notebook(), SETUP, "import os\nos._exit(0)"))
 
 
 def sys_exit(folder: Path, kit: Kit) -> None:
-    save(folder, "sys_exit", after(kit.notebook(), SETUP, "import sys\nsys.exit()"))
+    kit.save(folder, "sys_exit", after(kit.notebook(), SETUP, "import sys\nsys.exit()"))
 
 
 def raise_system_exit(folder: Path, kit: Kit) -> None:
     source = YES + ("for _name in [n for n in dir(checks) if n.startswith('check_')]:\n"
                     "    setattr(checks, _name, lambda *a, **k: (_ for _ in ()).throw(SystemExit))")
-    nb = kit.notebook(part_a_build_model="def build_frozen_classifier(num_classes, image_size, "
-                                         "weights):\n    raise SystemExit")
-    save(folder, "raise_system_exit", after(nb, SETUP, source))
+    nb = kit.notebook(**{kit.target.loop_part: f"{kit.target.loop_header}\n    raise SystemExit"})
+    kit.save(folder, "raise_system_exit", after(nb, SETUP, source))
 
 
 def kernel_crash(folder: Path, kit: Kit) -> None:
-    save(folder, "kernel_crash", after(kit.notebook(), SETUP,
+    kit.save(folder, "kernel_crash", after(kit.notebook(), SETUP,
                                        "import ctypes\nctypes.string_at(0)"))
 
 
 def huge_output(folder: Path, kit: Kit) -> None:
     source = "_line = 'x' * 2**20\nfor _ in range(200):\n    print(_line)"
-    save(folder, "huge_output", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "huge_output", after(kit.notebook(), SETUP, source))
 
 
 # Refuse to allocate unless a data limit of at most 8 GiB stands in the way (shared machine).
@@ -425,12 +531,12 @@ if _soft == resource.RLIM_INFINITY or _soft > 8 * 2**30:
 
 def memory_bytearray(folder: Path, kit: Kit) -> None:
     source = MEMORY_GUARD + "x = bytearray(60 * 2**30)"
-    save(folder, "memory_bytearray", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "memory_bytearray", after(kit.notebook(), SETUP, source))
 
 
 def memory_growing_list(folder: Path, kit: Kit) -> None:
     source = MEMORY_GUARD + "chunks = []\nwhile True:\n    chunks.append(b'x' * 2**26)"
-    save(folder, "memory_growing_list", after(kit.notebook(), SETUP, source))
+    kit.save(folder, "memory_growing_list", after(kit.notebook(), SETUP, source))
 
 
 TAMPER_OTHERS = OWN_FOLDER + '''
@@ -449,15 +555,16 @@ if _own is not None:
 
 
 def tamper_others(folder: Path, kit: Kit) -> None:
-    save(folder, "tamper_others", after(kit.notebook(), SETUP, TAMPER_OTHERS))
+    kit.save(folder, "tamper_others", after(kit.notebook(), SETUP, TAMPER_OTHERS))
 
 
 TAMPER_COURSE = f'''
 import pathlib, site, sys
 import ftcourse
 _package = pathlib.Path(ftcourse.__file__).resolve().parent
-_targets = [_package / "{PROBE}.py", _package.parent / "solutions" / "{ASSIGNMENT}" / "{PROBE}.txt",
-            _package.parent / "exercises" / "{ASSIGNMENT}" / "{PROBE}.txt"]
+_targets = [_package / "{PROBE}.py"]
+_targets += [_package.parent / folder / assignment / "{PROBE}.txt"
+             for folder in ("solutions", "exercises") for assignment in {(ASSIGNMENT, MINI)!r}]
 _targets += [pathlib.Path(p) / "{PROBE}.pth" for p in site.getsitepackages()]
 _targets += [p / "{PROBE}.txt" for p in pathlib.Path.cwd().parents
              if (p / "gradebook.db").is_file() or (p / "solutions").is_dir()]
@@ -471,60 +578,69 @@ for _target in _targets:
 
 
 def tamper_course(folder: Path, kit: Kit) -> None:
-    save(folder, "tamper_course", after(kit.notebook(), SETUP, TAMPER_COURSE))
+    kit.save(folder, "tamper_course", after(kit.notebook(), SETUP, TAMPER_COURSE))
 
 
 def invalid_json(folder: Path, kit: Kit) -> None:
-    text = nbformat.writes(kit.notebook(HONEST))
-    (folder / f"invalid_json_{NOTEBOOK}.ipynb").write_text(text[: len(text) // 2])
+    text = nbformat.writes(kit.notebook(kit.target.honest))
+    (folder / f"invalid_json_{kit.assignment}.ipynb").write_text(text[: len(text) // 2])
 
 
 def empty_file(folder: Path, kit: Kit) -> None:
-    (folder / f"empty_file_{NOTEBOOK}.ipynb").write_bytes(b"")
+    (folder / f"empty_file_{kit.assignment}.ipynb").write_bytes(b"")
 
 
 def not_a_notebook(folder: Path, kit: Kit) -> None:
-    (folder / f"not_a_notebook_{NOTEBOOK}.ipynb").write_text(
+    (folder / f"not_a_notebook_{kit.assignment}.ipynb").write_text(
         json.dumps({"cells": "pass", "points": 100}))
 
 
 def missing_notebook(folder: Path, kit: Kit) -> None:
-    with zipfile.ZipFile(folder / f"missing_notebook_{ASSIGNMENT}.zip", "w") as zipped:
+    with zipfile.ZipFile(folder / f"missing_notebook_{kit.assignment}.zip", "w") as zipped:
         zipped.writestr("homework/notes.txt", "my notebook is attached")
 
 
-CASES = [
-    Case("honest", honest, solved=HONEST),
+# Attacks on what problem set 02's checks see (Keras, NumPy, ftcourse.checks, the test cells).
+PS02_CASES = [
+    Case("honest", honest, solved=PS02.honest),
     Case("wrong_answers", wrong_answers),
-    Case("test_cells_pass", test_cells_pass),
-    Case("points_inflated", points_inflated, solved=HONEST),
-    Case("grade_ids_renamed", grade_ids_renamed),
-    Case("test_cells_deleted", test_cells_deleted),
     Case("patch_builtins", patch_builtins),
     Case("patch_math_numpy", patch_math_numpy),
     Case("patch_keras", patch_keras),
     Case("patch_ftcourse", patch_ftcourse),
     Case("always_equal", always_equal),
     Case("fake_model", fake_model),
-    Case("input_transformer", input_transformer),
     Case("settrace", settrace),
-    Case("silence_tracebacks", silence_tracebacks),
-    Case("steal_solutions", steal_solutions),
-    Case("gradebook_daemon", gradebook_daemon),
     Case("grading_detection", grading_detection),
-    Case("loop_top_level", loop_top_level),
-    Case("loop_in_function", loop_in_function),
-    Case("os_exit", os_exit),
-    Case("sys_exit", sys_exit),
     Case("raise_system_exit", raise_system_exit),
-    Case("kernel_crash", kernel_crash),
-    Case("huge_output", huge_output),
-    Case("memory_bytearray", memory_bytearray, memory=True),
-    Case("memory_growing_list", memory_growing_list, memory=True),
-    Case("tamper_others", tamper_others),
-    Case("tamper_course", tamper_course),
-    Case("invalid_json", invalid_json, statuses=("invalid",)),
-    Case("empty_file", empty_file, statuses=("invalid",)),
-    Case("not_a_notebook", not_a_notebook, statuses=("invalid",)),
-    Case("missing_notebook", missing_notebook, statuses=("missing",)),
 ]
+
+# Attacks on the grading machinery, on the mini assignment (no TensorFlow in its kernels).
+MINI_CASES = [Case(name, write, assignment=MINI, **options) for name, write, options in [
+    ("honest_mini", honest, {"solved": MINI_TARGET.honest}),
+    ("points_inflated", points_inflated, {"solved": MINI_TARGET.honest}),
+    ("test_cells_pass", test_cells_pass, {}),
+    ("grade_ids_renamed", grade_ids_renamed, {}),
+    ("test_cells_deleted", test_cells_deleted, {}),
+    ("input_transformer", input_transformer, {}),
+    ("silence_tracebacks", silence_tracebacks, {}),
+    ("steal_solutions", steal_solutions, {}),
+    ("gradebook_daemon", gradebook_daemon, {}),
+    ("loop_top_level", loop_top_level, {}),
+    ("loop_in_function", loop_in_function, {}),
+    ("os_exit", os_exit, {}),
+    ("sys_exit", sys_exit, {}),
+    ("kernel_crash", kernel_crash, {}),
+    ("huge_output", huge_output, {}),
+    ("memory_bytearray", memory_bytearray, {"memory": True}),
+    ("memory_growing_list", memory_growing_list, {"memory": True}),
+    ("tamper_others", tamper_others, {}),
+    ("tamper_course", tamper_course, {}),
+    ("invalid_json", invalid_json, {"statuses": ("invalid",)}),
+    ("empty_file", empty_file, {"statuses": ("invalid",)}),
+    ("not_a_notebook", not_a_notebook, {"statuses": ("invalid",)}),
+    ("missing_notebook", missing_notebook, {"statuses": ("missing",)}),
+]]
+
+CASES = PS02_CASES + MINI_CASES
+TARGETS = {ASSIGNMENT: PS02, MINI: MINI_TARGET}

@@ -1,8 +1,9 @@
 """Hostile submissions: `ftcourse grade` must not be fooled, stopped or turned against the course.
 
 Threat model. A student controls every byte of the notebook they hand in, and nbgrader runs that
-notebook's code in the same kernel as the tests that grade it. The corpus (built from problem set
-02 by ``tests/hostile_cases.py``) covers a student who:
+notebook's code in the same kernel as the tests that grade it. The corpus
+(``tests/hostile_cases.py``: attacks on the checks are built from problem set 02, attacks on the
+grading machinery from a mini assignment without TensorFlow) covers a student who:
 
 - edits what nbgrader reads: test cells replaced by ``pass`` or deleted, ``points`` raised to 100,
   ``grade_id`` renamed;
@@ -17,10 +18,11 @@ notebook's code in the same kernel as the tests that grade it. The corpus (built
   of output, memory exhaustion;
 - hands in a file that is not a readable notebook, or no notebook at all.
 
-The honest reference solves part A and nothing else; it is graded in the same batch. Every
-hostile case must score at most what its honest parts earn (most have none: zero), the batch
-must finish, and the files outside each submission must be unchanged. The whole corpus is ONE
-grading batch (two workers, short time limits).
+Each assignment's honest reference solves part A and nothing else; it is graded in the same
+batch. Every hostile case must score at most what its honest parts earn (most have none: zero),
+each batch must finish, and the files outside each submission must be unchanged. The corpus is
+two grading batches, one per course (the repository for problem set 02, a course made in the
+test's folder for the mini assignment), with two workers and short time limits each.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import inspect
+import shutil
 import site
 import tempfile
 import time
@@ -36,7 +39,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from hostile_cases import ASSIGNMENT, CASES, MARKER, PROBE, Case, Kit
+from hostile_cases import (
+    ASSIGNMENT,
+    CASES,
+    MARKER,
+    MINI,
+    PROBE,
+    TARGETS,
+    Case,
+    Kit,
+    write_mini_assignment,
+)
 
 from ftcourse import autograde, grading
 from ftcourse.submissions import read_parts
@@ -77,9 +90,10 @@ def credited_parts(kit: Kit, solved: tuple[str, ...]) -> set[str]:
     return credited
 
 
-def watched_files() -> list[Path]:
-    """Course files a kernel must never change: the assignment's sources and release."""
-    folders = [REPO / "solutions" / ASSIGNMENT, REPO / "exercises" / ASSIGNMENT]
+def watched_files(mini_course: Path) -> list[Path]:
+    """Course files a kernel must never change: the assignments' sources and releases."""
+    folders = [REPO / "solutions" / ASSIGNMENT, REPO / "exercises" / ASSIGNMENT,
+               mini_course / "solutions", mini_course / "exercises"]
     return sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())
 
 
@@ -88,66 +102,100 @@ def fingerprints(paths: list[Path]) -> dict[str, str]:
             for p in paths}
 
 
-def probe_paths() -> list[Path]:
+def probe_paths(mini_course: Path) -> list[Path]:
     """Where the ``tamper_course`` case tries to create files."""
-    package = REPO / "ftcourse"
-    paths = [package / f"{PROBE}.py", REPO / "solutions" / ASSIGNMENT / f"{PROBE}.txt",
-             REPO / "exercises" / ASSIGNMENT / f"{PROBE}.txt"]
+    paths = [REPO / "ftcourse" / f"{PROBE}.py", mini_course / f"{PROBE}.txt"]
+    paths += [REPO / folder / name / f"{PROBE}.txt" for folder in ("solutions", "exercises")
+              for name in (ASSIGNMENT, MINI)]
     return paths + [Path(p) / f"{PROBE}.pth" for p in site.getsitepackages()]
 
 
-@pytest.fixture(scope="module")
-def kit() -> Kit:
-    return Kit(REPO)
+def make_mini_course(course: Path) -> Path:
+    """A course holding the mini assignment, its trusted checks and its nbgrader release."""
+    write_mini_assignment(course)
+    shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
+    release = grading.prepare_template(course, MINI, course / "generated" / MINI)
+    (course / "exercises" / MINI).mkdir(parents=True)
+    shutil.copy(release / "exercises" / MINI / f"{MINI}.ipynb", course / "exercises" / MINI)
+    shutil.rmtree(course / "generated")
+    return course
 
 
 @pytest.fixture(scope="module")
-def batch(kit: Kit, tmp_path_factory: pytest.TempPathFactory):
-    """Grade every case in one batch; the scratch folders live in the test's marked folder."""
-    base = tmp_path_factory.mktemp(MARKER)
-    submissions, scratch = base / "submissions", base / "scratch"
-    submissions.mkdir()
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test's marked folder: the mini course, the submissions, scratch and outputs."""
+    return tmp_path_factory.mktemp(MARKER)
+
+
+@pytest.fixture(scope="module")
+def kits(base: Path) -> dict[str, Kit]:
+    courses = {ASSIGNMENT: REPO, MINI: make_mini_course(base)}
+    return {name: Kit(courses[name], target) for name, target in TARGETS.items()}
+
+
+def kit_of(kits: dict[str, Kit], case: Case) -> Kit:
+    return kits[case.assignment]
+
+
+@pytest.fixture(scope="module")
+def batch(kits: dict[str, Kit], base: Path):
+    """Grade each assignment's cases in one batch; scratch folders live in the marked folder."""
+    scratch = base / "scratch"
     scratch.mkdir()
+    courses = {ASSIGNMENT: REPO, MINI: base}
+    folders = {name: base / f"submissions-{name}" for name in courses}
     for case in CASES:
+        folders[case.assignment].mkdir(exist_ok=True)
         if SANDBOXED or not case.memory:
-            case.write(submissions, kit)
-    watched = sorted(submissions.iterdir()) + watched_files()
+            case.write(folders[case.assignment], kit_of(kits, case))
+    watched = sorted(p for f in folders.values() for p in f.iterdir()) + watched_files(base)
     before = fingerprints(watched)
     saved, tempfile.tempdir = tempfile.tempdir, str(scratch)
     started = time.monotonic()
     try:
-        grading.grade_submissions(submissions, ASSIGNMENT, REPO, base / "out", workers=2,
-                                  timeout=NOTEBOOK_TIMEOUT_S, cell_timeout=CELL_TIMEOUT_S)
+        for name, course in courses.items():
+            grading.grade_submissions(folders[name], name, course, base / "out" / name,
+                                      workers=2, timeout=NOTEBOOK_TIMEOUT_S,
+                                      cell_timeout=CELL_TIMEOUT_S)
     finally:
         tempfile.tempdir = saved
     seconds = time.monotonic() - started
     print(f"\nintegrity corpus: {len(before)} files, graded in {seconds:.0f} s")
-    with open(base / "out" / "grades.csv", encoding="utf-8") as handle:
-        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    rows = {}
+    for name in courses:
+        with open(base / "out" / name / "grades.csv", encoding="utf-8") as handle:
+            rows.update({row["student"]: row for row in csv.DictReader(handle)})
     yield Batch(rows, seconds, before, fingerprints(watched), base)
-    for probe in probe_paths():
+    for probe in probe_paths(base):
         probe.unlink(missing_ok=True)
 
 
 def limits(batch: Batch, kit: Kit, case: Case) -> dict[str, float]:
     """The most each part may score: what the honest reference earned for the same parts."""
     credited = credited_parts(kit, case.solved)
-    honest = batch.rows["honest"]
+    honest = batch.rows[kit.target.reference]
     parts = [p.grade_id for p in read_parts(kit.solution_path)]
     return {part: float(honest[part] or 0) if part in credited else 0.0 for part in parts}
 
 
-def test_honest_reference_earns_its_parts(batch: Batch, kit: Kit) -> None:
-    row = batch.rows["honest"]
-    credited = credited_parts(kit, ("part_a_build_model",))
+@pytest.mark.parametrize("assignment", sorted(TARGETS))
+def test_honest_reference_earns_its_parts(batch: Batch, kits: dict[str, Kit],
+                                          assignment: str) -> None:
+    kit = kits[assignment]
+    row = batch.rows[kit.target.reference]
+    credited = credited_parts(kit, kit.target.honest)
     assert credited and row["status"] == "graded", row["reason"]
     for part in read_parts(kit.solution_path):
         expected = part.points if part.grade_id in credited else 0.0
         assert float(row[part.grade_id]) == expected, part.grade_id
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name != "honest"], ids=lambda c: c.name)
-def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kit: Kit,
+REFERENCES = {target.reference for target in TARGETS.values()}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name not in REFERENCES],
+                         ids=lambda c: c.name)
+def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kits: dict[str, Kit],
                                                          case: Case) -> None:
     if case.memory and not SANDBOXED:
         pytest.skip("the engine does not run kernels in ftcourse.sandbox yet: a memory attack "
@@ -156,7 +204,7 @@ def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kit: Ki
     row = batch.rows[case.name]
     if case.statuses:
         assert row["status"] in case.statuses, row["reason"]
-    allowed = limits(batch, kit, case)
+    allowed = limits(batch, kit_of(kits, case), case)
     scores = {part: float(row[part] or 0) for part in allowed}
     over = {part: (score, allowed[part]) for part, score in scores.items()
             if score > allowed[part]}
@@ -166,6 +214,7 @@ def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kit: Ki
 
 def test_every_submission_has_a_row_and_the_batch_finished(batch: Batch) -> None:
     expected = {c.name for c in CASES if SANDBOXED or not c.memory}
+    assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
     assert set(batch.rows) == expected
     assert batch.seconds < len(expected) * NOTEBOOK_TIMEOUT_S
 
@@ -176,7 +225,7 @@ def test_files_outside_each_submission_are_unchanged(batch: Batch) -> None:
 
 
 def test_no_probe_or_tampered_file_was_written(batch: Batch) -> None:
-    probes = [str(p) for p in probe_paths() if p.exists()]
+    probes = [str(p) for p in probe_paths(batch.base) if p.exists()]
     probes += [str(p) for p in (REPO / "ftcourse").glob(f"{PROBE}*")]
     output = batch.base / "out"
     tampered = [str(p) for p in output.rglob("*") if p.is_file()
