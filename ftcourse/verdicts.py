@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftcourse import autograde
+from ftcourse import autograde, forkjudge
 
 ARTIFACT_SUFFIX = {"model": ".keras", "array": ".npy", "json": ".json"}
 MAX_ARTIFACT_BYTES = 200 * 2**20
@@ -172,20 +173,47 @@ def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300,
     submission made can reach the grader.
 
     ``drawn`` holds the probe inputs given to :func:`export_source` (see :func:`draw_values`);
-    ``env`` is that process's environment (default: this one's).
+    ``env`` is that process's environment (default: this one's). Where the platform can fork,
+    the process is forked from a server that imported Keras once (:mod:`ftcourse.forkjudge`);
+    elsewhere it is started afresh.
     """
-    command = [sys.executable, "-m", "ftcourse.verdicts", str(checks_file), str(artifact_dir),
-               json.dumps(dict(drawn or {}))]
+    task = (str(checks_file), str(artifact_dir), dict(drawn or {}),
+            None if only is None else sorted(only))
+    try:
+        if hasattr(os, "fork"):
+            results = forkjudge.SERVER.judge(task, env, timeout_s)
+        else:
+            results = _judge_in_subprocess(task, env, timeout_s)
+    except forkjudge.JudgeStopped as error:
+        reason = f"the trusted checks did not finish ({error})"
+        return {part.grade_id: Verdict(0.0, reason) for part in load_trusted_parts(checks_file)}
+    return {grade_id: Verdict(*value) for grade_id, value in results.items()}
+
+
+def _judge_in_subprocess(task: tuple, env: Mapping[str, str] | None,
+                         timeout_s: float) -> dict[str, list]:
+    checks_file, artifact_dir, drawn, only = task
+    command = [sys.executable, "-m", "ftcourse.verdicts", checks_file, artifact_dir,
+               json.dumps(drawn)]
     if only is not None:
-        command.append(json.dumps(sorted(only)))
+        command.append(json.dumps(only))
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                               check=False, env=None if env is None else dict(env))
-        results = json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as error:
-        reason = f"the trusted checks did not finish ({type(error).__name__})"
-        return {part.grade_id: Verdict(0.0, reason) for part in load_trusted_parts(checks_file)}
-    return {grade_id: Verdict(*value) for grade_id, value in results.items()}
+        raise forkjudge.JudgeStopped(type(error).__name__) from None
+
+
+def verdicts_of(checks_file: str, artifact_dir: str, drawn: Mapping[str, Any],
+                only: Iterable[str] | None = None) -> dict[str, list]:
+    """``{grade_id: [fraction, reason]}`` for every part, or the grade_ids in ``only``."""
+    wanted = None if only is None else set(only)
+    loaded: dict[tuple[str, str], Any] = {}
+    return {part.grade_id: list(astuple(judge_part(part, Path(artifact_dir),
+                                                   drawn.get(part.grade_id), loaded)))
+            for part in load_trusted_parts(Path(checks_file))
+            if wanted is None or part.grade_id in wanted}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,13 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print the verdicts (of the grade_ids listed in ONLY_JSON, else of every part)."""
     checks_file, artifact_dir, *rest = argv or sys.argv[1:]
     drawn = json.loads(rest[0]) if rest else {}
-    only = set(json.loads(rest[1])) if len(rest) > 1 else None
-    loaded: dict[tuple[str, str], Any] = {}
-    verdicts = {part.grade_id: judge_part(part, Path(artifact_dir), drawn.get(part.grade_id),
-                                          loaded)
-                for part in load_trusted_parts(Path(checks_file))
-                if only is None or part.grade_id in only}
-    print(json.dumps({gid: [v.fraction, v.reason] for gid, v in verdicts.items()}))
+    only = json.loads(rest[1]) if len(rest) > 1 else None
+    print(json.dumps(verdicts_of(checks_file, artifact_dir, drawn, only)))
     return 0
 
 
