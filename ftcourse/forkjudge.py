@@ -5,29 +5,33 @@ that nothing one submission made can reach the grader or another submission's ve
 process needs Keras, whose import costs about 8 s of CPU. The server started here
 (``python -m ftcourse.forkjudge``, one per grading process, started on first use) imports Keras
 and the checks, never loads a submission's files, and forks one child per request; each child
-judges one submission and exits. Requests are JSON lines on the server's stdin; the server
-writes each request's verdicts, or why there are none, to the file the request names.
+judges one submission, hands its verdicts to the server through a pipe and exits. Requests and
+answers are JSON lines on the server's stdin and stdout: pipes that only the grader, the server
+and its children hold, so no file a kernel could reach carries a verdict.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Mapping
-from multiprocessing.connection import wait
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from typing import Any
 
 PRELOAD = ("keras", "ftcourse.checks")
-POLL_S = 0.05
+MAX_REASON_CHARS = 2000
+GRACE_S = 30
 
 
 class JudgeStopped(Exception):
@@ -35,48 +39,65 @@ class JudgeStopped(Exception):
 
 
 class Server:
-    """The grader's handle on its fork server (thread-safe; restarted if it died)."""
+    """The grader's handle on its fork server: thread-safe, started again if it died."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: tuple[str, ...] = PRELOAD) -> None:
+        self.preload = preload
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[Future, subprocess.Popen]] = {}
+        self._ids = itertools.count()
 
     def judge(self, task: tuple, env: Mapping[str, str] | None, timeout_s: float) -> dict:
-        """Run ``verdicts.verdicts_of(*task)`` in a fresh fork with ``env``; its result."""
-        with tempfile.TemporaryDirectory(prefix="ftcourse-verdicts-") as folder:
-            result = Path(folder) / "result.json"
-            request = {"task": list(task), "env": None if env is None else dict(env),
-                       "timeout_s": timeout_s, "result": str(result)}
-            server = self._send(json.dumps(request))
-            deadline = time.monotonic() + timeout_s + 30  # the server enforces timeout_s
-            while not result.exists():
-                if server.poll() is not None:
-                    raise JudgeStopped(f"the judging server stopped ({server.returncode})")
-                if time.monotonic() > deadline:
-                    raise JudgeStopped(f"no verdict after {timeout_s:g} s")
-                time.sleep(POLL_S)
-            answer = json.loads(result.read_text(encoding="utf-8"))
-        if "stopped" in answer:
-            raise JudgeStopped(answer["stopped"])
-        return answer["verdicts"]
+        """``verdicts.verdicts_of(*task)``, computed in a fresh fork with ``env``."""
+        answer: Future = Future()
+        request = {"id": next(self._ids), "task": list(task), "timeout_s": timeout_s,
+                   "env": None if env is None else dict(env)}
+        with self._lock:  # the reader thread answers only once the request is registered
+            self._waiting[request["id"]] = (answer, self._send(json.dumps(request)))
+        try:
+            result = answer.result(timeout=timeout_s + GRACE_S)  # the server enforces timeout_s
+        except FutureTimeout:
+            raise JudgeStopped(f"no verdict after {timeout_s:g} s") from None
+        finally:
+            with self._lock:
+                self._waiting.pop(request["id"], None)
+        if "stopped" in result:
+            raise JudgeStopped(result["stopped"])
+        return result["verdicts"]
 
     def _send(self, line: str) -> subprocess.Popen:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ftcourse.forkjudge", *self.preload], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            atexit.register(_stop, self._process)
+            threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        self._process.stdin.write(line + "\n")
+        self._process.stdin.flush()
+        return self._process
+
+    def _read(self, process: subprocess.Popen) -> None:
+        """Hand each answer to the thread waiting for it; when the server ends, fail the rest."""
+        for line in process.stdout:
+            answer = json.loads(line)
+            with self._lock:
+                future, _ = self._waiting.get(answer.pop("id"), (None, None))
+            if future is not None and not future.done():
+                future.set_result(answer)
+        process.wait()
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "ftcourse.forkjudge"], stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-                atexit.register(_stop, self._process)
-            self._process.stdin.write(line + "\n")
-            self._process.stdin.flush()
-            return self._process
+            stranded = [f for f, owner in self._waiting.values()
+                        if owner is process and not f.done()]
+        for future in stranded:
+            future.set_result({"stopped": f"the judging server stopped ({process.returncode})"})
 
 
 SERVER = Server()
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Close the server's stdin (it exits when its children are done)."""
+    """Close the server's stdin: it exits when its children are done."""
     if process.poll() is None and process.stdin is not None:
         process.stdin.close()
 
@@ -84,66 +105,90 @@ def _stop(process: subprocess.Popen) -> None:
 # --- The server process --------------------------------------------------------------------------
 
 
-def _child(request: dict[str, Any]) -> None:
-    """In the fork: the request's environment, no console output, the verdicts."""
+def _child(request: dict[str, Any], sender: Connection, inherited: tuple[int, ...]) -> None:
+    """In the fork: the server's pipes closed, the request's environment, no console output,
+    then the verdicts."""
     from ftcourse.verdicts import verdicts_of
 
+    for fd in inherited:
+        os.close(fd)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
     if request["env"] is not None:
         os.environ.clear()
         os.environ.update(request["env"])
     verdicts = verdicts_of(*request["task"])
-    _write(request["result"], {"verdicts": verdicts})
+    for verdict in verdicts.values():
+        verdict[1] = verdict[1][:MAX_REASON_CHARS]
+    sender.send_bytes(json.dumps(verdicts).encode())
 
 
-def _write(path: str, answer: dict) -> None:
-    """Write atomically: the grader reads the file as soon as it exists."""
-    partial = f"{path}.partial"
-    Path(partial).write_text(json.dumps(answer), encoding="utf-8")
-    os.replace(partial, path)
+class _Running:
+    """A child at work: its process, the end of its pipe, its deadline and what it sent."""
+
+    def __init__(self, request: dict, context: BaseContext, inherited: tuple[int, ...]) -> None:
+        self.id, self.timeout_s = request["id"], request["timeout_s"]
+        self.receiver, sender = context.Pipe(duplex=False)
+        self.listening = True
+        self.process = context.Process(target=_child, args=(request, sender, inherited),
+                                       daemon=True)
+        self.process.start()
+        sender.close()
+        self.deadline = time.monotonic() + self.timeout_s
+        self.verdicts: dict | None = None
+
+    def receive(self) -> None:
+        """Take the verdicts the child sent (nothing if it closed its pipe without them)."""
+        self.listening = False
+        with contextlib.suppress(EOFError, OSError, ValueError):
+            self.verdicts = json.loads(self.receiver.recv_bytes())
+
+    def answer(self, over: bool) -> dict:
+        if over:
+            self.process.kill()
+        self.process.join()
+        if self.listening and self.receiver.poll(0):
+            self.receive()
+        self.receiver.close()
+        if self.verdicts is not None:
+            return {"id": self.id, "verdicts": self.verdicts}
+        why = (f"over {self.timeout_s:g} s" if over
+               else f"the process stopped with exit code {self.process.exitcode}")
+        return {"id": self.id, "stopped": why}
 
 
-def serve() -> None:
-    """Read requests from stdin until it closes; fork a child per request; make sure each
-    request gets an answer (the verdicts, or why the child stopped)."""
-    for name in PRELOAD:
+def serve(preload: Sequence[str], requests: int = 0, answers: int = 1) -> None:
+    """Import ``preload``; read requests until ``requests`` (a file descriptor) closes; fork a
+    child per request; write one answer line per request to ``answers``."""
+    for name in preload:
         __import__(name)
-    fork = multiprocessing.get_context("fork")
-    running: dict[int, tuple[multiprocessing.Process, dict, float]] = {}
-    pending, stdin_open = b"", True
-    while stdin_open or running:
-        sentinels = list(running)
-        ready = wait([0, *sentinels] if stdin_open else sentinels, timeout=1.0)
-        if stdin_open and 0 in ready:
-            chunk = os.read(0, 1 << 16)
-            stdin_open = bool(chunk)
+    context = multiprocessing.get_context("fork")
+    running: list[_Running] = []
+    pending, reading = b"", True
+    while reading or running:
+        watched = [requests] if reading else []
+        watched += [r.receiver for r in running if r.listening]
+        ready = set(wait(watched + [r.process.sentinel for r in running], timeout=1.0))
+        if requests in ready:
+            chunk = os.read(requests, 1 << 16)
+            reading = bool(chunk)
             *lines, pending = (pending + chunk).split(b"\n")
-            for line in filter(None, lines):
-                request = json.loads(line)
-                process = fork.Process(target=_child, args=(request,), daemon=True)
-                process.start()
-                running[process.sentinel] = (process, request,
-                                             time.monotonic() + request["timeout_s"])
-        for sentinel, (process, request, deadline) in list(running.items()):
-            if sentinel in ready or time.monotonic() > deadline:
-                _finish(process, request, over=sentinel not in ready)
-                del running[sentinel]
-
-
-def _finish(process: multiprocessing.Process, request: dict, over: bool) -> None:
-    if over:
-        process.kill()
-    process.join()
-    result = Path(request["result"])
-    if result.exists() or not result.parent.is_dir():  # answered, or the grader gave up
-        return
-    why = (f"over {request['timeout_s']:g} s" if over
-           else f"the process stopped with exit code {process.exitcode}")
-    with contextlib.suppress(OSError):
-        _write(str(result), {"stopped": why})
+            running += [_Running(json.loads(line), context, (requests, answers))
+                        for line in lines if line.strip()]
+        for child in list(running):
+            if child.receiver in ready:
+                child.receive()
+            over = time.monotonic() > child.deadline
+            if child.process.sentinel in ready or over:
+                os.write(answers, (json.dumps(child.answer(over)) + "\n").encode())
+                running.remove(child)
 
 
 if __name__ == "__main__":
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    serve()
+    # Answers go to a copy of stdout; whatever an import prints goes nowhere.
+    answers_fd = os.dup(1)
+    quiet_fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet_fd, 1)
+    os.dup2(quiet_fd, 2)
+    serve(sys.argv[1:], 0, answers_fd)

@@ -1,26 +1,28 @@
-"""The fork server behind `verdicts.judge`: a fresh process per judge, time limits, crashes."""
+"""The fork server behind `verdicts.judge`: a fresh process per judge, its environment, time
+limits, crashes and a server that died. These tests use a server that preloads nothing (fast);
+`tests/test_verdicts.py` and the grading tests use the real one."""
 
 from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ftcourse import forkjudge
-from ftcourse.verdicts import judge
+from ftcourse.forkjudge import JudgeStopped, Server
 
 CHECKS = textwrap.dedent('''
+    import json
     import os
     import time
 
-    import ftcourse.checks
     from ftcourse.verdicts import TrustedPart
 
     def check_fresh(values):
-        assert not hasattr(ftcourse.checks, "_judged_before"), "state left by an earlier judge"
-        ftcourse.checks._judged_before = True
+        assert not hasattr(json, "judged_before"), "state left by an earlier judge"
+        json.judged_before = True
 
     def check_env(values):
         assert os.environ.get("FTCOURSE_JUDGE_MARK") == "given", "not the given environment"
@@ -31,44 +33,81 @@ CHECKS = textwrap.dedent('''
     def check_crash(values):
         os._exit(3)
 
+    def check_wordy(values):
+        raise AssertionError("x" * 100_000)
+
     PARTS = [TrustedPart(name, {}, check) for name, check in [
-        ("fresh", check_fresh), ("env", check_env), ("slow", check_slow), ("crash", check_crash)]]
+        ("fresh", check_fresh), ("env", check_env), ("slow", check_slow),
+        ("crash", check_crash), ("wordy", check_wordy)]]
 ''')
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    yield (server := Server(preload=()))
+    if server._process is not None:
+        server._process.kill()
+
+
 @pytest.fixture
-def checks_file(tmp_path: Path) -> Path:
-    path = tmp_path / "trusted_checks.py"
-    path.write_text(CHECKS)
-    return path
+def task(tmp_path: Path):
+    checks = tmp_path / "trusted_checks.py"
+    checks.write_text(CHECKS)
+    return lambda *parts: (str(checks), str(tmp_path), {}, list(parts))
 
 
-def test_each_judge_starts_from_a_clean_process(checks_file: Path, tmp_path: Path) -> None:
+def test_each_judge_starts_from_a_clean_process(server: Server, task) -> None:
     for _ in range(2):
-        verdict = judge(checks_file, tmp_path, only=["fresh"])["fresh"]
-        assert verdict.fraction == 1.0, verdict.reason
+        assert server.judge(task("fresh"), None, 60) == {
+            "fresh": [1.0, "passed the trusted checks"]}
 
 
-def test_the_judge_gets_the_environment_it_is_given(checks_file: Path, tmp_path: Path) -> None:
-    given = judge(checks_file, tmp_path, only=["env"], env={"FTCOURSE_JUDGE_MARK": "given"})
-    assert given["env"].fraction == 1.0, given["env"].reason
-    assert judge(checks_file, tmp_path, only=["env"])["env"].fraction == 0.0
+def test_the_judge_gets_the_environment_it_is_given(server: Server, task) -> None:
+    given = server.judge(task("env"), {"FTCOURSE_JUDGE_MARK": "given"}, 60)
+    assert given["env"][0] == 1.0, given
+    assert server.judge(task("env"), {}, 60)["env"][0] == 0.0
 
 
-def test_a_slow_judge_is_stopped_at_its_time_limit(checks_file: Path, tmp_path: Path) -> None:
+def test_several_judges_at_once_each_get_their_own_answer(server: Server, task) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda part: server.judge(task(part), None, 60),
+                                ["fresh", "env", "fresh", "env"]))
+    assert [sorted(a) for a in answers] == [["fresh"], ["env"], ["fresh"], ["env"]]
+
+
+def test_a_long_reason_is_cut(server: Server, task) -> None:
+    reason = server.judge(task("wordy"), None, 60)["wordy"][1]
+    assert 1000 < len(reason) <= 2000
+
+
+def test_a_slow_judge_is_stopped_at_its_time_limit(server: Server, task) -> None:
     started = time.monotonic()
-    verdict = judge(checks_file, tmp_path, only=["slow"], timeout_s=2)["slow"]
+    with pytest.raises(JudgeStopped, match="over 2 s"):
+        server.judge(task("slow"), None, 2)
     assert time.monotonic() - started < 30
-    assert verdict.fraction == 0.0 and "over 2 s" in verdict.reason
 
 
-def test_a_crashed_judge_scores_zero_and_says_so(checks_file: Path, tmp_path: Path) -> None:
-    verdict = judge(checks_file, tmp_path, only=["crash"])["crash"]
-    assert verdict.fraction == 0.0 and "exit code 3" in verdict.reason
+def test_a_crashed_judge_says_so(server: Server, task) -> None:
+    with pytest.raises(JudgeStopped, match="exit code 3"):
+        server.judge(task("crash"), None, 60)
 
 
-def test_a_dead_server_is_started_again(checks_file: Path, tmp_path: Path) -> None:
-    judge(checks_file, tmp_path, only=["fresh"])
+def test_a_dead_server_is_started_again(server: Server, task) -> None:
+    server.judge(task("fresh"), None, 60)
+    server._process.kill()
+    server._process.wait()
+    assert server.judge(task("fresh"), None, 60)["fresh"][0] == 1.0
+
+
+def test_verdicts_judge_turns_a_stopped_judge_into_zeros(tmp_path: Path, monkeypatch) -> None:
+    from ftcourse import forkjudge, verdicts
+
+    checks = tmp_path / "trusted_checks.py"
+    checks.write_text(CHECKS)
+    monkeypatch.setattr(forkjudge, "SERVER", Server(preload=()))
+    found = verdicts.judge(checks, tmp_path, only=["crash"])
+    assert found["crash"] == verdicts.Verdict(
+        0.0, "the trusted checks did not finish (the process stopped with exit code 3)")
     forkjudge.SERVER._process.kill()
-    forkjudge.SERVER._process.wait()
-    assert judge(checks_file, tmp_path, only=["fresh"])["fresh"].fraction == 1.0
