@@ -313,26 +313,6 @@ def solution_parts(notebook: Path) -> dict[str, list[str]]:
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
-def partial(exercise: Path, solution: Path) -> tuple[nbformat.NotebookNode, float]:
-    """The exercise with the first half of its solution cells solved, and the points that
-    should earn: the tests that follow a solved cell before the next unsolved one."""
-    nb = nbformat.read(exercise, as_version=4)
-    sources = solution_parts(solution)
-    solution_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                    if c.metadata.get("nbgrader", {}).get("solution")]
-    solved = set(solution_ids[: max(1, len(solution_ids) // 2)])
-    expected, current_solved = 0.0, True
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            current_solved = meta["grade_id"] in solved
-            if current_solved:
-                cell.source = sources[meta["grade_id"]]
-        elif meta.get("grade") and current_solved:
-            expected += float(meta["points"])
-    return nb, expected
-
-
 CHEAT_ASSIGNMENT = "ps02_frozen_mobilenetv2"
 CHEAT_SOLUTION = REPO / "solutions" / CHEAT_ASSIGNMENT / f"{CHEAT_ASSIGNMENT}.ipynb"
 CHEAT = ("\nchecks.check_base_frozen = lambda *a, **k: None"
@@ -351,21 +331,19 @@ def cheating(solution: Path) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def real_batch(tmp_path_factory: pytest.TempPathFactory):
-    """Every real assignment solved, in nbgrader layout; for ps02 also half solved, the untouched
-    exercise, and a submission that fools nbgrader's tests by patching the checks. (Each graded
-    submission costs tens of CPU seconds: the batch is kept to these. The hostile corpus in
-    ``tests/test_integrity.py`` grades more partial ps02 submissions, and that every test fails
-    on each untouched exercise is checked without the pipeline in ``tests/test_assignments.py``.)
+    """Every real assignment solved, in nbgrader layout; for ps02 also the untouched exercise
+    and a submission that fools nbgrader's tests by patching the checks. (Each graded
+    submission costs tens of CPU seconds: the batch is kept to these. Partial credit on ps02,
+    exact to the part, is graded by ``tests/test_integrity.py`` (its honest reference solves
+    part A only); that every test fails on each untouched exercise is checked without the
+    pipeline in ``tests/test_assignments.py``.)
     """
     submitted = tmp_path_factory.mktemp("real") / "submitted"
-    expected_partial = {}
     for solution in SOLUTIONS:
         assignment = solution.parent.name
         exercise = REPO / "exercises" / assignment / solution.name
         entries = [("solved", nbformat.read(solution, as_version=4))]
         if assignment == CHEAT_ASSIGNMENT:
-            halfway, expected_partial[assignment] = partial(exercise, solution)
-            entries.append(("halfway", halfway))
             entries += [("untouched", nbformat.read(exercise, as_version=4)),
                         ("cheater", cheating(solution))]
         for student, nb in entries:
@@ -376,13 +354,13 @@ def real_batch(tmp_path_factory: pytest.TempPathFactory):
     code = grading.grade_submissions(submitted.parent, None, REPO, output, workers=2)
     with open(output / "grades.csv", encoding="utf-8") as handle:
         rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(handle)}
-    return code, rows, output, expected_partial
+    return code, rows, output
 
 
 @needs_assignments
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
 def test_solutions_get_full_marks(real_batch, solution: Path) -> None:
-    _, rows, _, _ = real_batch
+    _, rows, _ = real_batch
     row = rows[("solved", solution.parent.name)]
     total = sum(part.points for part in read_parts(solution))
     assert (row["status"], float(row["total"])) == ("graded", total), row["reason"] + row["notes"]
@@ -391,35 +369,15 @@ def test_solutions_get_full_marks(real_batch, solution: Path) -> None:
 
 @needs_assignments
 def test_an_untouched_exercise_scores_zero(real_batch) -> None:
-    _, rows, _, _ = real_batch
+    _, rows, _ = real_batch
     row = rows[("untouched", CHEAT_ASSIGNMENT)]
     assert row["status"] == "graded", row["reason"]
     assert float(row["total"]) == 0.0
 
 
 @needs_assignments
-def test_a_partial_submission_gets_the_points_of_the_solved_parts(real_batch) -> None:
-    _, rows, _, expected = real_batch
-    row = rows[("halfway", CHEAT_ASSIGNMENT)]
-    assert row["status"] == "graded", row["reason"]
-    assert 0 < float(row["total"]) == expected[CHEAT_ASSIGNMENT]
-
-
-@needs_assignments
-def test_real_feedback_hides_the_hidden_tests(real_batch) -> None:
-    _, _, output, _ = real_batch
-    page = visible_text((output / "feedback" / "halfway" / f"{CHEAT_SOLUTION.stem}.html")
-                        .read_text(encoding="utf-8"))
-    shown = released_text(CHEAT_SOLUTION)
-    secret_lines = [line for line in marked_lines(CHEAT_SOLUTION, "HIDDEN TESTS")
-                    if line not in shown]
-    assert secret_lines
-    assert [line for line in secret_lines if line in page] == []
-
-
-@needs_assignments
 def test_real_feedback_of_an_untouched_exercise_shows_no_solution(real_batch) -> None:
-    _, _, output, _ = real_batch
+    _, _, output = real_batch
     page = visible_text((output / "feedback" / "untouched" / f"{CHEAT_SOLUTION.stem}.html")
                         .read_text(encoding="utf-8"))
     shown = released_text(CHEAT_SOLUTION)
@@ -431,7 +389,7 @@ def test_real_feedback_of_an_untouched_exercise_shows_no_solution(real_batch) ->
 
 @needs_assignments
 def test_a_patched_check_gets_the_trusted_zero(real_batch) -> None:
-    _, rows, output, _ = real_batch
+    _, rows, output = real_batch
     row = rows[("cheater", CHEAT_ASSIGNMENT)]
     assert row["status"] == "graded" and row["trusted"] == "true", row["reason"]
     assert row["isolated"] == str(isolation_available()).lower()
