@@ -53,10 +53,12 @@ class Server:
         answer: Future = Future()
         request = {"id": next(self._ids), "task": list(task), "timeout_s": timeout_s,
                    "env": None if env is None else dict(env)}
-        with self._lock:  # the reader thread answers only once the request is registered
-            self._waiting[request["id"]] = (answer, self._send(json.dumps(request)))
         try:
+            with self._lock:  # the reader thread answers only once the request is registered
+                self._waiting[request["id"]] = (answer, self._send(json.dumps(request)))
             result = answer.result(timeout=timeout_s + GRACE_S)  # the server enforces timeout_s
+        except OSError as error:
+            raise JudgeStopped(f"the judging server could not be reached ({error})") from None
         except FutureTimeout:
             raise JudgeStopped(f"no verdict after {timeout_s:g} s") from None
         finally:

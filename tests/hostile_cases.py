@@ -415,7 +415,12 @@ def _solution_cells():
     except Exception:
         pass
     for root in roots:
-        for path in sorted(root.glob("solutions/*/*.ipynb")) + sorted(root.glob("**/gradebook.db")):
+        # Every gradebook the grader made lies in a folder above the kernel's, or below the
+        # test's own folder (a search of the whole disk finds no more, in minutes).
+        books = sorted(root.glob("gradebook.db"))
+        if root.name.startswith(MARKER):
+            books += sorted(root.glob("**/gradebook.db"))
+        for path in sorted(root.glob("solutions/*/*.ipynb")) + books:
             try:
                 if path.suffix == ".db":  # the gradebook holds the hidden tests, not solutions
                     sqlite3.connect(path).execute("SELECT source FROM source_cell").fetchall()
@@ -441,7 +446,7 @@ print(f"found {len(STOLEN)} solutions")
 def steal_solutions(folder: Path, kit: Kit) -> None:
     sources = {grade_id: f"exec(STOLEN.get({grade_id!r}, 'raise NotImplementedError()'))"
                for grade_id in kit.target.wrong}
-    steal = f"TARGET_PART = {kit.target.honest[0]!r}\n" + STEAL
+    steal = f"TARGET_PART, MARKER = {kit.target.honest[0]!r}, {MARKER!r}\n" + STEAL
     kit.save(folder, "steal_solutions", after(kit.notebook(**sources), SETUP, steal))
 
 

@@ -111,3 +111,14 @@ def test_verdicts_judge_turns_a_stopped_judge_into_zeros(tmp_path: Path, monkeyp
     assert found["crash"] == verdicts.Verdict(
         0.0, "the trusted checks did not finish (the process stopped with exit code 3)")
     forkjudge.SERVER._process.kill()
+
+
+def test_a_server_that_cannot_be_reached_stops_the_judge(task, monkeypatch) -> None:
+    unreachable = Server(preload=())
+
+    def broken_pipe(line: str) -> None:
+        raise BrokenPipeError("the pipe is closed")
+
+    monkeypatch.setattr(unreachable, "_send", broken_pipe)
+    with pytest.raises(JudgeStopped, match="could not be reached"):
+        unreachable.judge(task("fresh"), None, 60)
