@@ -136,6 +136,7 @@ class _Running:
         self.process = context.Process(target=_child, args=(request, sender, inherited),
                                        daemon=True)
         self.process.start()
+        self.sentinel = self.process.sentinel
         sender.close()
         self.deadline = time.monotonic() + self.timeout_s
         self.verdicts: dict | None = None
@@ -153,10 +154,12 @@ class _Running:
         if self.listening and self.receiver.poll(0):
             self.receive()
         self.receiver.close()
+        exitcode = self.process.exitcode
+        self.process.close()  # a long batch must not run out of file descriptors
         if self.verdicts is not None:
             return {"id": self.id, "verdicts": self.verdicts}
         why = (f"over {self.timeout_s:g} s" if over
-               else f"the process stopped with exit code {self.process.exitcode}")
+               else f"the process stopped with exit code {exitcode}")
         return {"id": self.id, "stopped": why}
 
 
@@ -171,7 +174,7 @@ def serve(preload: Sequence[str], requests: int = 0, answers: int = 1) -> None:
     while reading or running:
         watched = [requests] if reading else []
         watched += [r.receiver for r in running if r.listening]
-        ready = set(wait(watched + [r.process.sentinel for r in running], timeout=1.0))
+        ready = set(wait(watched + [r.sentinel for r in running], timeout=1.0))
         if requests in ready:
             chunk = os.read(requests, 1 << 16)
             reading = bool(chunk)
@@ -182,7 +185,7 @@ def serve(preload: Sequence[str], requests: int = 0, answers: int = 1) -> None:
             if child.receiver in ready:
                 child.receive()
             over = time.monotonic() > child.deadline
-            if child.process.sentinel in ready or over:
+            if child.sentinel in ready or over:
                 os.write(answers, (json.dumps(child.answer(over)) + "\n").encode())
                 running.remove(child)
 

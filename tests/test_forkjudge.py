@@ -122,3 +122,13 @@ def test_a_server_that_cannot_be_reached_stops_the_judge(task, monkeypatch) -> N
     monkeypatch.setattr(unreachable, "_send", broken_pipe)
     with pytest.raises(JudgeStopped, match="could not be reached"):
         unreachable.judge(task("fresh"), None, 60)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files in /proc")
+def test_the_server_keeps_no_files_open_per_judge(server: Server, task) -> None:
+    server.judge(task("fresh"), None, 60)
+    open_files = Path(f"/proc/{server._process.pid}/fd")
+    before = len(list(open_files.iterdir()))
+    for _ in range(20):
+        server.judge(task("fresh"), None, 60)
+    assert len(list(open_files.iterdir())) <= before

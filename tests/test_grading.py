@@ -206,7 +206,8 @@ def tiny_batch(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
         zipped.writestr("homework/other.ipynb", "{}")
     nbformat.write(tiny_with(tiny_course, add="import os\nos._exit(1)"),
                    folder / f"hank_{TINY}.ipynb")
-    nbformat.write(tiny_with(tiny_course, add="while True:\n    pass", double=CORRECT["double"]),
+    nbformat.write(tiny_with(tiny_course, add="import time\nwhile True:\n    time.sleep(0.1)",
+                             double=CORRECT["double"]),
                    folder / f"ivan_{TINY}.ipynb")
     output = tmp_path_factory.mktemp("graded")
     code = grading.grade_submissions(folder, None, tiny_course, output, workers=2,
