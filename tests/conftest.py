@@ -18,14 +18,6 @@ import pytest
 os.environ.setdefault("FTCOURSE_PROFILE", "ci")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# The two grading batches take minutes each: run them first, so that with `-n 2` neither is
-# left to run alone at the end while the other test process has nothing to do.
-SLOWEST_FIRST = ("test_integrity.py", "test_grading.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name not in SLOWEST_FIRST)  # stable: the rest keep order
-
 
 @pytest.fixture
 def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
