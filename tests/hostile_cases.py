@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from nbgrader_cells import nbgrader_meta, source_notebook
 
 ASSIGNMENT = "ps02_frozen_mobilenetv2"
 MINI = "mini"
@@ -123,8 +124,7 @@ class Kit:
     """The released exercise and the instructor's solution sources of an assignment."""
 
     def __init__(self, course: Path, target: Target) -> None:
-        self.target = target
-        self.assignment = target.assignment
+        self.course, self.target = course, target
         self.exercise_path = course / "exercises" / self.assignment / f"{self.assignment}.ipynb"
         self.solution_path = course / "solutions" / self.assignment / f"{self.assignment}.ipynb"
         solution = nbformat.read(self.solution_path, as_version=4)
@@ -146,19 +146,15 @@ class Kit:
                 cell.source = self.target.wrong[grade_id]
         return nb
 
+    @property
+    def assignment(self) -> str:
+        return self.target.assignment
+
     def save(self, folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
         nbformat.write(nb, folder / f"{student}_{self.assignment}.ipynb")
 
 
 # --- The mini assignment (no TensorFlow) -------------------------------------------------------
-
-
-def _meta(grade_id: str, *, solution: bool = False, points: float | None = None) -> dict:
-    meta = {"grade": points is not None, "solution": solution, "locked": not solution,
-            "grade_id": grade_id, "schema_version": 3}
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
 
 
 MINI_CELLS = [
@@ -220,12 +216,9 @@ def write_mini_assignment(course: Path) -> Path:
     folder.mkdir(parents=True)
     cells = [new_markdown_cell("# Mini assignment")]
     for grade_id, source, meta in MINI_CELLS:
-        metadata = {} if meta is None else _meta(grade_id, **meta)
+        metadata = {} if meta is None else nbgrader_meta(grade_id, **meta)
         cells.append(new_code_cell(source, metadata=metadata))
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}})
-    nbformat.write(nb, folder / f"{MINI}.ipynb")
+    nbformat.write(source_notebook(cells), folder / f"{MINI}.ipynb")
     (folder / "trusted_checks.py").write_text(MINI_TRUSTED_CHECKS)
     return folder
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from nbgrader_cells import nbgrader_meta, source_notebook
 
 from ftcourse import autograde, grading
 from ftcourse.errors import CourseError
@@ -42,34 +43,23 @@ SOLUTION_MARK = "SOLUTION_ONLY_LINE"
 # --- A tiny nbgrader assignment ----------------------------------------------------------------
 
 
-def _meta(grade_id: str, *, solution: bool = False, points: float | None = None) -> dict:
-    meta = {"grade": points is not None, "solution": solution, "locked": not solution,
-            "grade_id": grade_id, "schema_version": 3}
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
-
-
 def tiny_source() -> nbformat.NotebookNode:
     """Two parts: ``add`` (a visible and a hidden check, 2 points) and ``double`` (hidden, 3)."""
     cells = [
         new_markdown_cell("# Tiny assignment"),
         new_code_cell("def add(a, b):\n    ### BEGIN SOLUTION\n"
                       f"    return a + b  # {SOLUTION_MARK}\n    ### END SOLUTION",
-                      metadata=_meta("add", solution=True)),
+                      metadata=nbgrader_meta("add", solution=True)),
         new_code_cell('"""Check add."""\nassert add(1, 2) == 3, "add(1, 2) should be 3"\n'
                       f"### BEGIN HIDDEN TESTS\nassert add(-5, 5) == 0, '{SECRET} add'\n"
-                      "### END HIDDEN TESTS", metadata=_meta("test_add", points=2)),
+                      "### END HIDDEN TESTS", metadata=nbgrader_meta("test_add", points=2)),
         new_code_cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
-                      "    ### END SOLUTION", metadata=_meta("double", solution=True)),
+                      "    ### END SOLUTION", metadata=nbgrader_meta("double", solution=True)),
         new_code_cell(f'"""Check double."""\n### BEGIN HIDDEN TESTS\n'
                       f"assert double(4) == 8, '{SECRET} double'\n### END HIDDEN TESTS",
-                      metadata=_meta("test_double", points=3)),
+                      metadata=nbgrader_meta("test_double", points=3)),
     ]
-    nb = new_notebook(cells=cells)
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                  "language": "python"}, "language_info": {"name": "python"}}
-    return nb
+    return source_notebook(cells)
 
 
 @pytest.fixture(scope="module")

@@ -132,12 +132,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def kits(base: Path) -> dict[str, Kit]:
+    """ps02 in the repository itself; the mini assignment in a course in the marked folder."""
     courses = {ASSIGNMENT: REPO, MINI: make_mini_course(base)}
     return {name: Kit(courses[name], target) for name, target in TARGETS.items()}
-
-
-def kit_of(kits: dict[str, Kit], case: Case) -> Kit:
-    return kits[case.assignment]
 
 
 @pytest.fixture(scope="module")
@@ -145,19 +142,18 @@ def batch(kits: dict[str, Kit], base: Path):
     """Grade each assignment's cases in one batch; scratch folders live in the marked folder."""
     scratch = base / "scratch"
     scratch.mkdir()
-    courses = {ASSIGNMENT: REPO, MINI: base}
-    folders = {name: base / f"submissions-{name}" for name in courses}
+    folders = {name: base / f"submissions-{name}" for name in kits}
     for case in CASES:
         folders[case.assignment].mkdir(exist_ok=True)
         if SANDBOXED or not case.memory:
-            case.write(folders[case.assignment], kit_of(kits, case))
+            case.write(folders[case.assignment], kits[case.assignment])
     watched = sorted(p for f in folders.values() for p in f.iterdir()) + watched_files(base)
     before = fingerprints(watched)
     saved, tempfile.tempdir = tempfile.tempdir, str(scratch)
     started = time.monotonic()
     try:
-        for name, course in courses.items():
-            grading.grade_submissions(folders[name], name, course, base / "out" / name,
+        for name, kit in kits.items():
+            grading.grade_submissions(folders[name], name, kit.course, base / "out" / name,
                                       workers=2, timeout=NOTEBOOK_TIMEOUT_S,
                                       cell_timeout=CELL_TIMEOUT_S[name])
     finally:
@@ -165,7 +161,7 @@ def batch(kits: dict[str, Kit], base: Path):
     seconds = time.monotonic() - started
     print(f"\nintegrity corpus: {len(before)} files, graded in {seconds:.0f} s")
     rows = {}
-    for name in courses:
+    for name in kits:
         with open(base / "out" / name / "grades.csv", encoding="utf-8") as handle:
             rows.update({row["student"]: row for row in csv.DictReader(handle)})
     yield Batch(rows, seconds, before, fingerprints(watched), base)
@@ -207,7 +203,7 @@ def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kits: d
     row = batch.rows[case.name]
     if case.statuses:
         assert row["status"] in case.statuses, row["reason"]
-    allowed = limits(batch, kit_of(kits, case), case)
+    allowed = limits(batch, kits[case.assignment], case)
     scores = {part: float(row[part] or 0) for part in allowed}
     over = {part: (score, allowed[part]) for part, score in scores.items()
             if score > allowed[part]}
