@@ -108,6 +108,7 @@ def test_verdicts_judge_turns_a_stopped_judge_into_zeros(tmp_path: Path, monkeyp
     checks.write_text(CHECKS)
     monkeypatch.setattr(forkjudge, "SERVER", Server(preload=()))
     found = verdicts.judge(checks, tmp_path, only=["crash"])
+    assert set(found) == {"crash"}  # the grader never loads the checks itself
     assert found["crash"] == verdicts.Verdict(
         0.0, "the trusted checks did not finish (the process stopped with exit code 3)")
     forkjudge.SERVER._process.kill()
