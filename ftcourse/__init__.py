@@ -23,7 +23,7 @@ _EXPORTS = {
                  "train_head_on_features"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = frozenset({*_EXPORTS, "autograde", "checks", "cli", "grading", "release",
+_SUBMODULES = frozenset({*_EXPORTS, "autograde", "checks", "cli", "forkjudge", "grading", "release",
                          "sandbox", "submissions", "verdicts"})
 
 __all__ = sorted(_HOME)
