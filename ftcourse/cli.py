@@ -27,7 +27,9 @@ def doctor(args: argparse.Namespace) -> int:
 
     cfg = get_config()
     cache = keras_cache()
-    weights = sorted(p.name for p in (cache / "models").glob("*.h5"))
+    weights = sorted(p.name for p in (cache / "models").glob("*.h5")
+                     if not p.name.startswith("ftcourse_"))
+    ci_bases = sorted(p.name for p in (cache / "models").glob("ftcourse_*.weights.h5"))
     datasets = sorted(p.name for p in (cache / "datasets").glob("*") if p.is_dir())
     print(f"Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, "
           f"Keras {keras.__version__}, nbgrader {nbgrader.__version__}")
@@ -36,12 +38,16 @@ def doctor(args: argparse.Namespace) -> int:
           f"image size {cfg.image_size}, weights {cfg.weights}")
     print(f"Keras cache: {cache}")
     print(f"  weights:  {', '.join(weights) or 'none (run `ftcourse fetch`)'}")
+    print(f"  ci bases: {', '.join(ci_bases) or 'none (run `ftcourse fetch --profile ci`)'}")
     print(f"  datasets: {', '.join(datasets) or 'none'}")
     return 0
 
 
 def fetch(args: argparse.Namespace) -> int:
-    """Download ImageNet weights and the flower photos into the Keras cache."""
+    """Fill the Keras cache: ImageNet weights and the flower photos (``--profile ci``: build
+    the ci profile's pre-trained bases instead, offline)."""
+    if args.profile == "ci":
+        return _build_ci_bases()
     from ftcourse.data import fetch_flowers
     from ftcourse.models import ARCHITECTURES, build_base
 
@@ -57,6 +63,19 @@ def fetch(args: argparse.Namespace) -> int:
         failures += _attempt(lambda: print(
             f"  ready in {fetch_flowers(args.flowers_url, args.flowers_sha256)}"))
     print("Done." if not failures else f"{failures} download(s) failed; see above.")
+    return 1 if failures else 0
+
+
+def _build_ci_bases() -> int:
+    """Pre-train (once) each ci base on the digits 0-4; say where each one is."""
+    from ftcourse.pretrain import RECIPES, ensure_pretrained
+
+    size = get_config("ci").image_size
+    failures = 0
+    for arch in RECIPES:
+        print(f"ci base {arch} ({size}x{size}) ...", flush=True)
+        failures += _attempt(lambda a=arch: print(f"  ready: {ensure_pretrained(a, size)}"))
+    print("Done." if not failures else f"{failures} base(s) could not be built; see above.")
     return 1 if failures else 0
 
 
@@ -91,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help=doctor.__doc__).set_defaults(run=doctor)
     fetch_parser = commands.add_parser("fetch", help=fetch.__doc__)
+    fetch_parser.add_argument("--profile", choices=["full", "ci"], default="full",
+                              help="full: download ImageNet weights and the flower photos; "
+                              "ci: pre-train the ci profile's bases offline (default: full)")
     fetch_parser.add_argument("--only", choices=["weights", "flowers"])
     fetch_parser.add_argument("--image-size", type=int, default=get_config("full").image_size)
     fetch_parser.add_argument("--flowers-url", help="a mirror of flower_photos.tgz")

@@ -35,8 +35,8 @@ class CourseConfig:
 
     @property
     def pretrained(self) -> bool:
-        """True when the profile loads ImageNet weights."""
-        return self.weights == "imagenet"
+        """True when the profile's bases start from pre-trained weights (not random ones)."""
+        return self.weights is not None
 
 
 PROFILES: dict[str, CourseConfig] = {
@@ -56,9 +56,10 @@ PROFILES: dict[str, CourseConfig] = {
     ),
     "ci": CourseConfig(
         profile="ci",
-        dataset="digits",
+        dataset="digits:5-9",  # the target task: digits the base never saw
         image_size=32,
-        weights=None,
+        weights="digits0-4",  # pre-trained here, offline, on the digits 0-4 (ftcourse.pretrain)
+
         epochs=2,
         fine_tune_epochs=1,
         batch_size=32,

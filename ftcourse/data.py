@@ -25,7 +25,7 @@ CIFAR10_CLASSES = [
 ]  # fmt: skip
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 _DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}
-SOURCES = ("digits", "flowers", "cifar10", "folder:PATH")
+SOURCES = ("digits", "digits:FIRST-LAST", "flowers", "cifar10", "folder:PATH")
 SPLITS = ("train", "val", "test")
 
 
@@ -110,8 +110,8 @@ def load_dataset(
         folder = fetch_flowers(cache_dir=cache_dir)
         return _load_folder(folder, image_size, batch_size, limit, val_fraction,
                             test_fraction, seed)
-    if name == "digits":
-        x, y, class_names = _digits_arrays()
+    if name == "digits" or name.startswith("digits:"):
+        x, y, class_names = _digits_arrays(name.removeprefix("digits").removeprefix(":"))
     elif name == "cifar10":
         x, y, class_names = _cifar10_arrays()
     else:
@@ -257,13 +257,27 @@ def _pipeline(ds: tf.data.Dataset, image_size: int, batch_size: int, shuffle: bo
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _digits_arrays(classes: str = "") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """scikit-learn's 8x8 digits as RGB 0-255; ``classes="5-9"`` keeps those digits only."""
     from sklearn.datasets import load_digits
 
+    first, last = _digit_range(classes)
     digits = load_digits()
-    gray = digits.images.astype("float32") * (255.0 / 16.0)
+    keep = (digits.target >= first) & (digits.target <= last)
+    gray = digits.images[keep].astype("float32") * (255.0 / 16.0)
     rgb = np.repeat(gray[..., None], 3, axis=-1)
-    return rgb, digits.target.astype("int32"), [str(d) for d in range(10)]
+    labels = (digits.target[keep] - first).astype("int32")
+    return rgb, labels, [str(d) for d in range(first, last + 1)]
+
+
+def _digit_range(classes: str) -> tuple[int, int]:
+    if not classes:
+        return 0, 9
+    first, _, last = classes.partition("-")
+    if not (first.isdigit() and last.isdigit() and 0 <= int(first) < int(last) <= 9):
+        raise CourseError(f"Unknown digit range {classes!r}: write digits:FIRST-LAST with "
+                          "0 <= FIRST < LAST <= 9, e.g. digits:5-9.")
+    return int(first), int(last)
 
 
 def _cifar10_arrays() -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -14,6 +14,7 @@ import keras
 
 from ftcourse.errors import OFFLINE_HINT, CourseError, DownloadError
 
+SOURCE_WEIGHTS = "digits0-4"  # the ci profile's bases, pre-trained on the digits 0-4
 BASE_NAME = "base_model"
 PREPROCESS_NAME = "preprocess"
 HEAD_NAME = "head"
@@ -108,14 +109,20 @@ def get_architecture(name: str) -> Architecture:
 def build_base(arch: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
     """The architecture without its classifier (``include_top=False``), named ``base_model``.
 
-    ``weights`` is ``"imagenet"``, ``None`` (random) or the path of a weights file.
+    ``weights`` is ``"imagenet"``, ``"digits0-4"`` (the `ci` profile's own pre-trained base,
+    built once by :mod:`ftcourse.pretrain`), ``None`` (random) or the path of a weights file.
     Introduced in lesson 02.
     """
     spec = get_architecture(arch)
     _check_size(spec, image_size, weights)
+    if weights == SOURCE_WEIGHTS:
+        from ftcourse.pretrain import ensure_pretrained  # it builds bases with this module
+
+        weights = str(ensure_pretrained(arch, image_size))
     if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise CourseError(f"Weights file {weights} does not exist; pass 'imagenet', None or a "
-                          "path to a .weights.h5 / .h5 file saved from this architecture.")
+        raise CourseError(f"Weights file {weights} does not exist; pass 'imagenet', "
+                          f"{SOURCE_WEIGHTS!r}, None or a path to a .weights.h5 / .h5 file "
+                          "saved from this architecture.")
     try:
         return spec.constructor(include_top=False, weights=weights, name=BASE_NAME,
                                 input_shape=(image_size, image_size, 3))

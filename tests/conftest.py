@@ -19,6 +19,20 @@ os.environ.setdefault("FTCOURSE_PROFILE", "ci")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ci_bases() -> None:
+    """The ci profile's pre-trained bases in the real Keras cache, built once if missing.
+
+    `ftcourse fetch --profile ci` builds them ahead of the suite; grading kernels read them
+    from that cache and cannot build them themselves.
+    """
+    from ftcourse.config import get_config
+    from ftcourse.pretrain import RECIPES, ensure_pretrained
+
+    for arch in RECIPES:
+        ensure_pretrained(arch, get_config("ci").image_size)
+
+
 @pytest.fixture
 def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty Keras cache for this test: ``$KERAS_HOME`` and Keras's own copy of it.
