@@ -224,7 +224,8 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
             (kernel_dir / sub).mkdir()
         result.isolated = sandbox.isolation_available()
         env.update(sandbox.write_kernelspec(kernel_dir / "spec", kernel_dir / "scratch",
-                                            guard.hide, outbox=kernel_dir / "outbox"))
+                                            guard.hide, outbox=kernel_dir / "outbox",
+                                            keras_cache=_keras_cache()))
     checks_file = template / SOURCE_DIRECTORY / submission.assignment / verdicts.TRUSTED_CHECKS_FILE
     parts, drawn = [], {}
     if trusted and checks_file.is_file():
@@ -345,6 +346,11 @@ def note_feedback(folder: Path, notes: str) -> None:
         text = page.read_text(encoding="utf-8")
         at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
         page.write_text(text[:at] + block + text[at:], encoding="utf-8")
+
+
+def _keras_cache() -> Path:
+    """The grader's Keras cache; the kernel reads its weights read-only (the ci bases too)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
 
 
 def _kernel_env(threads: int | None = None) -> dict[str, str]:

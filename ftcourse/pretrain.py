@@ -34,18 +34,20 @@ class PretrainRecipe:
     learning_rate: float
     batch_size: int = 64
     limit: int | None = None  # source images used (None: all 901)
+    augment: bool = False  # shifted, turned and zoomed digits: features that transfer better
 
     @property
     def tag(self) -> str:
         """A short fingerprint: a changed recipe never reuses weights built by an older one."""
-        text = f"{self.epochs}-{self.learning_rate}-{self.batch_size}-{self.limit}-{SEED}"
+        text = (f"{self.epochs}-{self.learning_rate}-{self.batch_size}-{self.limit}-"
+                f"{self.augment}-{SEED}")
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 # VGG16 has no BatchNormalization: from random weights it learns only at a lower rate.
 SEED = 1234
 RECIPES: dict[str, PretrainRecipe] = {
-    "mobilenet_v2": PretrainRecipe(epochs=10, learning_rate=2e-3),
+    "mobilenet_v2": PretrainRecipe(epochs=10, learning_rate=2e-3, augment=True),
     "resnet50": PretrainRecipe(epochs=3, learning_rate=1e-3),
     "vgg16": PretrainRecipe(epochs=3, learning_rate=1e-4),
 }
@@ -115,8 +117,15 @@ def pretrain_base(arch: str, image_size: int, recipe: PretrainRecipe | None = No
                         limit=recipe.limit, val_fraction=0.0, test_fraction=0.0, seed=SEED)
     base = build_base(arch, image_size, weights=None)
     inputs = keras.Input((image_size, image_size, 3))
-    x = base(build_preprocessing(arch, image_size)(inputs))
+    x = inputs
+    if recipe.augment:
+        x = keras.layers.RandomTranslation(0.15, 0.15)(x)
+        x = keras.layers.RandomRotation(0.05)(x)
+        x = keras.layers.RandomZoom(0.15)(x)
+    x = base(build_preprocessing(arch, image_size)(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
+    if recipe.augment:
+        x = keras.layers.Dropout(0.3)(x)
     outputs = keras.layers.Dense(data.num_classes, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(recipe.learning_rate),
