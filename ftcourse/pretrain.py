@@ -146,6 +146,7 @@ def _save_atomically(base: Any, path: Path) -> None:
     os.close(handle)
     try:
         base.save_weights(temporary)
+        os.chmod(temporary, 0o644)  # grading kernels run as another user and only read it
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)

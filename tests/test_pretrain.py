@@ -51,6 +51,7 @@ def test_pretraining_is_cached(keras_home: Path, monkeypatch: pytest.MonkeyPatch
                                capsys: pytest.CaptureFixture[str]) -> None:
     path = pretrain.ensure_pretrained("mobilenet_v2", 32, TINY)
     assert path.is_file() and "Pre-training" in capsys.readouterr().out
+    assert path.stat().st_mode & 0o444 == 0o444  # grading kernels (another user) read it
     base = build_base("mobilenet_v2", 32, weights=str(path))
     assert any(np.abs(w).sum() > 0 for w in base.get_weights())
 

@@ -24,3 +24,10 @@ def test_ci_installs_the_test_extra_in_a_fresh_venv() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "python3 -m venv" in script
     assert 'pip install -e ".[test]"' in script
+
+
+def test_ci_builds_the_ci_bases_before_the_tests() -> None:
+    for text in ((ROOT / "README.md").read_text(encoding="utf-8"),
+                 (ROOT / ".ci" / "run").read_text(encoding="utf-8")):
+        fetch = text.index("ftcourse fetch --profile ci")
+        assert fetch < text.index("FTCOURSE_PROFILE=ci python -m pytest")
