@@ -134,7 +134,7 @@ def pretrain_base(arch: str, image_size: int, recipe: PretrainRecipe | None = No
     momenta = [layer.momentum for layer in norms]
     for layer in norms:  # Keras' 0.99-0.999 would leave the statistics near their 0/1 start
         layer.momentum = 0.9
-    history = model.fit(data.train, epochs=recipe.epochs, verbose=0)
+    history = model.fit(data.train, epochs=recipe.epochs, verbose=0, shuffle=False)
     for layer, momentum in zip(norms, momenta, strict=True):
         layer.momentum = momentum
     base.source_accuracy = history.history["accuracy"][-1]

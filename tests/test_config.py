@@ -19,7 +19,7 @@ from ftcourse.errors import CourseError
 def test_both_profiles_exist_and_differ_where_it_matters() -> None:
     full, ci = PROFILES["full"], PROFILES["ci"]
     assert (full.dataset, full.weights, full.pretrained) == ("flowers", "imagenet", True)
-    assert (ci.dataset, ci.weights, ci.pretrained) == ("digits", None, False)
+    assert (ci.dataset, ci.weights, ci.pretrained) == ("digits:5-9", "digits0-4", True)
     assert ci.image_size < full.image_size
     assert ci.epochs < full.epochs
     assert ci.limit is not None and full.limit is None
