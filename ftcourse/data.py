@@ -164,7 +164,7 @@ def fetch_flowers(
 
 def _cache_root(cache_dir: str | None) -> Path:
     """The folder ``keras.utils.get_file`` caches into: ``cache_dir``, ``$KERAS_HOME``, ~/.keras."""
-    return Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return Path(cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
 def scan_image_folder(folder: Path) -> FolderScan:
