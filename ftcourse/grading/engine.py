@@ -1,100 +1,95 @@
-"""The instructor's grading: autograde every submission, write feedback, grades and a summary.
+"""Grade a batch of submissions: the instructor's side of ``ftcourse grade``.
+
+:func:`grade_submissions` finds the submissions (:mod:`~ftcourse.grading.submissions`), grades
+each one with :func:`grade_one`, ``options.workers`` at a time, and writes the report
+(:mod:`~ftcourse.grading.report`). :func:`grade_one` is a plain function of plain data (a
+:class:`Task`) that returns a :class:`Result` and never raises, whichever pool runs it.
 
 Each submission is graded by nbgrader in its own scratch course folder (its own copy of the
-assignment and its own gradebook) by a separate process, so one submission cannot touch another's
-files, a crash or an endless loop stops only that process, and several can run at once. Before
-the feedback is written, hidden tests are removed from the graded notebook and the errors they
-raised are replaced by a neutral message.
-
-The kernel runs confined (:mod:`ftcourse.sandbox`). Where an assignment has
-``solutions/<assignment>/trusted_checks.py``, nbgrader's in-kernel score is only an upper bound:
-a hand-over cell appended to the notebook saves each part's results (and the student's functions
-called on inputs drawn now) as plain data into a fresh outbox, and :mod:`ftcourse.verdicts`
-judges them in a process that never runs student code. Each part scores the lower of the two.
-Introduced in the instructor's guide (README).
+assignment and its own gradebook) by a separate process (:mod:`~ftcourse.grading.worker`), so one
+submission cannot touch another's files, a crash or an endless loop stops only that process, and
+several can run at once. The kernel runs confined (:mod:`~ftcourse.grading.sandbox`). Where an
+assignment has ``solutions/<assignment>/trusted_checks.py``, nbgrader's in-kernel score is only
+an upper bound: a hand-over cell appended to the notebook saves each part's results (and the
+student's functions called on inputs drawn now) as plain data into a fresh outbox, and
+:mod:`~ftcourse.grading.verdicts` judges them in a process that never runs student code. Each
+part scores the lower of the two.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import csv
 import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
+from typing import Any
 
-from ftcourse import autograde, sandbox, verdicts
 from ftcourse.errors import CourseError
-from ftcourse.submissions import (
+from ftcourse.grading import report, sandbox, verdicts, worker
+from ftcourse.grading.course import (
+    CONFIG_FILE,
     SOURCE_DIRECTORY,
-    Assignment,
-    Submission,
-    collect_submissions,
+    TRUSTED_CHECKS_FILE,
     find_assignments,
+    nbgrader_api,
     read_parts,
 )
+from ftcourse.grading.options import GradingOptions
+from ftcourse.grading.report import Result
+from ftcourse.grading.submissions import Submission, collect_submissions
 
-NOTEBOOK_TIMEOUT_S = 1800
 MAX_ARTIFACTS_BYTES = 1024 * 2**20
-WORKER = Path(autograde.__file__)
-# Run the worker by path, so that the child does not import the ftcourse package (TensorFlow).
 _TEMPLATES: dict[tuple[str, str], Path] = {}
-_RUN_WORKER = ("import runpy, sys; sys.argv = sys.argv[1:]; "
-               "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
-@dataclass
-class Result:
-    """The outcome of grading one submission (status ``graded`` or why it failed)."""
+@dataclass(frozen=True)
+class Guard:
+    """How kernels are confined: a root-only folder for their scratch and outboxes, and the
+    paths they must not see."""
 
-    student: str
-    assignment: str
-    source: str
-    status: str
-    reason: str = ""
-    scores: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    notes: str = ""
-    isolated: bool | None = None
-    trusted: bool = False
-
-    @property
-    def total(self) -> float:
-        return sum(self.scores.values())
+    kernels: Path
+    hide: tuple[Path, ...]
 
 
-def release_all(course_dir: Path) -> int:
-    """Regenerate ``exercises/`` from ``solutions/`` (see :mod:`ftcourse.release`)."""
-    from ftcourse.release import release_all as release
+@dataclass(frozen=True)
+class Task:
+    """Everything :func:`grade_one` needs to grade one submission, as plain data.
 
-    return release(course_dir)
-
-
-def grade_submissions(submissions: Path, assignment: str | None, course_dir: Path,
-                      output: Path, workers: int = 1, timeout: float = NOTEBOOK_TIMEOUT_S,
-                      cell_timeout: int | None = None, sandboxed: bool = True,
-                      trusted: bool = True) -> int:
-    """Grade a folder of submissions; return 0 if every one was graded, else 1.
-
-    Writes ``output/grades.csv``, ``output/feedback/<student>/<notebook>.html``,
-    ``output/scores_histogram.png`` and, for failures, ``output/logs/``. ``sandboxed`` runs each
-    kernel confined (isolated where :func:`ftcourse.sandbox.isolation_available`); ``trusted``
-    caps each part by the verdict of ``trusted_checks.py`` where the assignment has one.
+    ``template`` is the assignment's scratch course (:func:`cached_template`), ``runs`` the
+    folder for this submission's scratch copy of it, ``expected`` the assignment's notebooks,
+    ``points`` each part's points, ``threads`` the cap on TensorFlow's thread pools.
     """
-    if workers < 1:
-        raise CourseError(f"--workers must be at least 1, not {workers}.")
-    course_dir, output = Path(course_dir).resolve(), Path(output)
+
+    submission: Submission
+    template: Path
+    runs: Path
+    options: GradingOptions
+    expected: tuple[str, ...] = ()
+    points: Mapping[str, float] = field(default_factory=dict)
+    guard: Guard | None = None
+    threads: int | None = None
+
+
+def grade_submissions(submissions: Path, course_dir: Path,
+                      options: GradingOptions | None = None,
+                      assignment: str | None = None) -> int:
+    """Grade a folder of submissions (of ``assignment`` only, if given); return 0 if every one
+    was graded, else 1. Raises ``CourseError`` on bad input, before grading anything.
+
+    Writes ``grades.csv``, ``feedback/<student>/<notebook>.html``, ``scores_histogram.png``
+    and, for failures, ``logs/`` into ``options.output``.
+    """
+    options = options or GradingOptions()
+    course_dir, output = Path(course_dir).resolve(), Path(options.output)
     assignments = find_assignments(course_dir)
     with (tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
           tempfile.TemporaryDirectory(prefix="ftcourse-kernels-") as kernels):
@@ -105,24 +100,40 @@ def grade_submissions(submissions: Path, assignment: str | None, course_dir: Pat
                    for s in found if s.status]
         templates = {name: cached_template(course_dir, name)
                      for name in sorted({s.assignment for s in todo})}
-        expected = {name: a.notebooks for name, a in assignments.items()}
         output.mkdir(parents=True, exist_ok=True)
         guard = None
-        if sandboxed:
+        if options.sandboxed:
             hide = [work, output.resolve(), course_dir / SOURCE_DIRECTORY,
                     *{t.parent for t in templates.values()}]
             hide += [p for p in [course_dir / "gradebook.db"] if p.exists()]
-            guard = Guard(Path(kernels), hide)
-        points = {name: {p.grade_id: p.points for p in a.parts} for name, a in assignments.items()}
-        results += grade_all(todo, templates, work, output, workers, timeout, cell_timeout,
-                             expected, guard=guard, trusted=trusted, points=points)
+            guard = Guard(Path(kernels), tuple(hide))
+        threads = threads_per_worker(options.workers)
+        tasks = [Task(s, templates[s.assignment], work / "runs", options,
+                      assignments[s.assignment].notebooks,
+                      {p.grade_id: p.points for p in assignments[s.assignment].parts},
+                      guard, threads) for s in todo]
+        results += grade_all(tasks, options.workers)
     results.sort(key=lambda r: (r.assignment, r.student, r.source))
-    write_grades_csv(results, assignments, output / "grades.csv")
-    print(summary(results, assignments))
-    if any(r.scores for r in results):
-        save_histogram(results, assignments, output / "scores_histogram.png")
-    print(f"Wrote {output / 'grades.csv'} and feedback in {output / 'feedback'}.")
+    report.write_report(results, assignments, output)
     return 0 if all(r.status == "graded" for r in results) else 1
+
+
+def grade_all(tasks: list[Task], workers: int) -> list[Result]:
+    """Grade each task, ``workers`` at a time, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(grade_one, task): task for task in tasks}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="Grading",
+                           unit="submission"):
+            try:
+                results.append(future.result())
+            except Exception as error:  # keep grading the others; report this one
+                s = futures[future].submission
+                results.append(Result(s.student, s.assignment, s.source, "failed",
+                                      f"the grader failed ({type(error).__name__}: {error})"))
+    return results
 
 
 def cached_template(course_dir: Path, assignment: str) -> Path:
@@ -141,7 +152,7 @@ def cached_template(course_dir: Path, assignment: str) -> Path:
 def _fingerprint(course_dir: Path, assignment: str) -> str:
     digest = hashlib.sha256()
     files = sorted((course_dir / SOURCE_DIRECTORY / assignment).rglob("*"))
-    for path in [*files, course_dir / "nbgrader_config.py"]:
+    for path in [*files, course_dir / CONFIG_FILE]:
         if path.is_file():
             digest.update(str(path).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -152,82 +163,44 @@ def prepare_template(course_dir: Path, assignment: str, template: Path) -> Path:
     shutil.copytree(course_dir / SOURCE_DIRECTORY / assignment,
                     template / SOURCE_DIRECTORY / assignment,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    config = course_dir / "nbgrader_config.py"
+    config = course_dir / CONFIG_FILE
     if config.is_file():
-        shutil.copy(config, template / "nbgrader_config.py")
-    api = autograde.nbgrader_api(template)
-    result = api.generate_assignment(assignment)
+        shutil.copy(config, template / CONFIG_FILE)
+    result = nbgrader_api(template).generate_assignment(assignment)
     if not result["success"]:
         raise CourseError(f"nbgrader could not generate {assignment} from {SOURCE_DIRECTORY}/; "
                           f"run `ftcourse release` to see why.\n{result.get('error', '')}")
     return template
 
 
-@dataclass(frozen=True)
-class Guard:
-    """How kernels are confined: a root-only folder for their scratch and outboxes, and the
-    paths they must not see."""
-
-    kernels: Path
-    hide: list[Path]
-
-
-def grade_all(todo: list[Submission], templates: dict[str, Path], work: Path, output: Path,
-              workers: int, timeout: float, cell_timeout: int | None,
-              expected: dict[str, tuple[str, ...]] | None = None, guard: Guard | None = None,
-              trusted: bool = True, points: dict[str, dict[str, float]] | None = None
-              ) -> list[Result]:
-    """Grade each submission in its own process, ``workers`` at a time, with a progress bar."""
-    from tqdm.auto import tqdm
-
-    results, expected, points = [], expected or {}, points or {}
-    threads = threads_per_worker(workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grade_one, s, templates[s.assignment], work / "runs", output,
-                               timeout, cell_timeout, expected.get(s.assignment, ()),
-                               guard=guard, trusted=trusted,
-                               points=points.get(s.assignment, {}),
-                               threads=threads): s
-                   for s in todo}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="Grading",
-                           unit="submission"):
-            try:
-                results.append(future.result())
-            except Exception as error:  # keep grading the others; report this one
-                s = futures[future]
-                results.append(Result(s.student, s.assignment, s.source, "failed",
-                                      f"the grader failed ({type(error).__name__}: {error})"))
-    return results
-
-
-def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
-              timeout: float, cell_timeout: int | None,
-              expected: Iterable[str] = (), guard: Guard | None = None, trusted: bool = True,
-              points: dict[str, float] | None = None, threads: int | None = None) -> Result:
-    """Autograde one submission in a scratch copy of the course; never raises.
-
-    ``threads`` caps TensorFlow's thread pools in its kernel and trusted checks.
-    """
+def grade_one(task: Task) -> Result:
+    """Autograde one submission in a scratch copy of the course; never raises."""
     started = time.monotonic()
-    root = runs / f"{submission.assignment}--{submission.student}"
+    submission, template, options = task.submission, task.template, task.options
+    root = task.runs / f"{submission.assignment}--{submission.student}"
     shutil.copytree(template, root)
     target = root / "submitted" / submission.student / submission.assignment
     target.mkdir(parents=True)
     for name, path in submission.notebooks.items():
         shutil.copy(path, target / f"{name}.ipynb")
     result = Result(submission.student, submission.assignment, submission.source, "failed")
-    env = _kernel_env(threads)
+    env = kernel_env(task.threads, options.profile)
     kernel_dir = None
-    if guard is not None:
-        kernel_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=guard.kernels))
+    if task.guard is not None:
+        kernel_dir = Path(tempfile.mkdtemp(prefix="kernel-", dir=task.guard.kernels))
         for sub in ("scratch", "outbox"):
             (kernel_dir / sub).mkdir()
-        result.isolated = sandbox.isolation_available()
-        env.update(sandbox.write_kernelspec(kernel_dir / "spec", kernel_dir / "scratch",
-                                            guard.hide, outbox=kernel_dir / "outbox"))
-    checks_file = template / SOURCE_DIRECTORY / submission.assignment / verdicts.TRUSTED_CHECKS_FILE
-    parts, drawn = [], {}
-    if trusted and checks_file.is_file():
+        result.isolated = (sandbox.isolation_available() if options.isolate is None
+                           else options.isolate)
+        env.update(sandbox.write_kernelspec(
+            kernel_dir / "spec", kernel_dir / "scratch", task.guard.hide, limits=options.limits,
+            keras_cache=options.keras_cache, isolate=result.isolated,
+            outbox=kernel_dir / "outbox"))
+    source = template / SOURCE_DIRECTORY / submission.assignment
+    checks_file = source / TRUSTED_CHECKS_FILE
+    parts: list[verdicts.TrustedPart] = []
+    drawn: dict[str, dict[str, Any]] = {}
+    if options.trusted and checks_file.is_file():
         outbox = (kernel_dir or root) / "outbox"
         outbox.mkdir(exist_ok=True)
         inside = (sandbox.kernel_outbox(kernel_dir / "scratch", outbox, bool(result.isolated))
@@ -235,22 +208,24 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
         parts = verdicts.load_trusted_parts(checks_file)
         drawn = verdicts.draw_values(parts)
         result.trusted = True
-        append_handover(template / SOURCE_DIRECTORY / submission.assignment, target, parts,
-                        inside, drawn)
-    command = [sys.executable, "-c", _RUN_WORKER, str(WORKER), str(root), submission.assignment,
-               submission.student, str(cell_timeout or "")]
+        append_handover(source, target, parts, inside, drawn)
+    command = [sys.executable, "-I", "-m", "ftcourse.grading.worker", str(root),
+               submission.assignment, submission.student]
+    if options.cell_timeout is not None:
+        command += ["--cell-timeout", str(options.cell_timeout)]
     log = root / "grading.log"
     with open(log, "w", encoding="utf-8") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                    env=env, cwd=root, start_new_session=True)
         try:
-            process.wait(timeout=timeout)
+            process.wait(timeout=options.timeout)
         except subprocess.TimeoutExpired:
-            kill_tree(process.pid)
+            worker.kill_tree(process.pid)
             process.wait()
             result.status = "timeout"
-            result.reason = f"grading took longer than {timeout:g} s (an endless loop?)"
-    outcome = root / autograde.RESULT_FILE
+            result.reason = (f"grading took longer than {options.timeout:g} s "
+                             "(an endless loop?)")
+    outcome = root / worker.RESULT_FILE
     if result.status != "timeout":
         if outcome.is_file():
             data = json.loads(outcome.read_text(encoding="utf-8"))
@@ -258,19 +233,20 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
             result.scores = data["scores"]
         else:
             result.reason = f"the grading process stopped (exit code {process.returncode})"
-    missing = sorted(set(expected) - set(submission.notebooks))
+    missing = sorted(set(task.expected) - set(submission.notebooks))
     if result.status == "graded" and missing:
         result.status = "incomplete"
         result.reason = f"missing {', '.join(m + '.ipynb' for m in missing)} (scored 0)"
     earned = [grade_id for grade_id, score in result.scores.items() if score > 0]
     if parts and earned:  # a verdict only ever lowers a score: judge the parts that scored
         artifacts = collect_artifacts((kernel_dir or root) / "outbox", root / "artifacts")
-        found = verdicts.judge(checks_file, artifacts, drawn=drawn, env=env, only=earned)
-        result.notes = apply_verdicts(result, found, points or {})
-        if result.notes:
-            note_feedback(root / "feedback" / submission.student / submission.assignment,
-                          result.notes)
-    _collect_outputs(root, submission, output, keep_log=result.status != "graded")
+        found = verdicts.judge(checks_file, artifacts, timeout_s=options.judge_timeout,
+                               drawn=drawn, env=env, only=earned)
+        notes = apply_verdicts(result, found, task.points)
+        result.notes = "; ".join(notes)
+        if notes:
+            rewrite_feedback(root, submission, notes, env)
+    _collect_outputs(root, submission, options.output, keep_log=result.status != "graded")
     result.seconds = time.monotonic() - started
     shutil.rmtree(root, ignore_errors=True)
     if kernel_dir is not None:
@@ -279,7 +255,7 @@ def grade_one(submission: Submission, template: Path, runs: Path, output: Path,
 
 
 def append_handover(source: Path, target: Path, parts: list[verdicts.TrustedPart],
-                    inside: Path, drawn: dict) -> None:
+                    inside: Path, drawn: Mapping[str, Mapping[str, Any]]) -> None:
     """Append the hand-over cell to each submitted notebook, for the parts it holds."""
     import nbformat
 
@@ -318,9 +294,9 @@ def collect_artifacts(outbox: Path, destination: Path) -> Path:
     return destination
 
 
-def apply_verdicts(result: Result, found: dict[str, verdicts.Verdict],
-                   points: dict[str, float]) -> str:
-    """Cap each part by its trusted verdict; return notes on the parts that lost points."""
+def apply_verdicts(result: Result, found: Mapping[str, verdicts.Verdict],
+                   points: Mapping[str, float]) -> list[str]:
+    """Cap each part by its trusted verdict; return a note on each part that lost points."""
     notes = []
     for grade_id, score in list(result.scores.items()):
         verdict = found.get(grade_id)
@@ -332,28 +308,31 @@ def apply_verdicts(result: Result, found: dict[str, verdicts.Verdict],
             result.scores[grade_id] = final
             notes.append(f"{grade_id}: {final:g} of {full:g} after the trusted check "
                          f"(the notebook's own tests gave {score:g}): {verdict.reason}")
-    return "; ".join(notes)
+    return notes
 
 
-def note_feedback(folder: Path, notes: str) -> None:
-    """Put the trusted grading notes at the top of each feedback page."""
-    block = ('<div class="ftcourse-trusted" style="border:2px solid #c00;padding:8px;'
-             'margin:8px"><p><b>Trusted grading changed your score:</b></p><ul>'
-             + "".join(f"<li>{escape(note)}</li>" for note in notes.split("; "))
-             + "</ul></div>")
-    for page in folder.glob("*.html"):
-        text = page.read_text(encoding="utf-8")
-        at = text.find(">", text.find("<body")) + 1 if "<body" in text else 0
-        page.write_text(text[:at] + block + text[at:], encoding="utf-8")
+def rewrite_feedback(root: Path, submission: Submission, notes: list[str],
+                     env: Mapping[str, str]) -> None:
+    """Write the feedback again, in a worker process like the first time, with the trusted
+    grading's notes at the top (:class:`~ftcourse.grading.feedback.TrustedNotes`)."""
+    notes_file = root / "trusted_notes.json"
+    notes_file.write_text(json.dumps(notes), encoding="utf-8")
+    command = [sys.executable, "-I", "-m", "ftcourse.grading.worker", str(root),
+               submission.assignment, submission.student, "--notes", str(notes_file)]
+    with open(root / "grading.log", "a", encoding="utf-8") as log_file:
+        subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=dict(env),
+                       cwd=root, timeout=600, check=False)
 
 
-def _kernel_env(threads: int | None = None) -> dict[str, str]:
-    """The instructor's environment (``FTCOURSE_PROFILE`` included), with quiet, headless
-    plotting and TensorFlow logs, and at most ``threads`` threads per TensorFlow pool unless
-    the instructor set them."""
+def kernel_env(threads: int | None = None, profile: str | None = None) -> dict[str, str]:
+    """The instructor's environment (``FTCOURSE_PROFILE`` included, or ``profile``), with
+    quiet, headless plotting and TensorFlow logs, and at most ``threads`` threads per
+    TensorFlow pool unless the instructor set them."""
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if profile is not None:
+        env["FTCOURSE_PROFILE"] = profile
     if threads:
         for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
             env.setdefault(name, str(threads))
@@ -369,21 +348,6 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (cores or 1) // workers)
 
 
-def kill_tree(pid: int) -> None:
-    """Kill a process and all its children (the kernel runs in a session of its own)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        family = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        return
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(family, timeout=10)
-
-
 def _collect_outputs(root: Path, submission: Submission, output: Path, keep_log: bool) -> None:
     feedback = root / "feedback" / submission.student / submission.assignment
     for html in sorted(feedback.glob("*.html")):
@@ -394,87 +358,3 @@ def _collect_outputs(root: Path, submission: Submission, output: Path, keep_log:
         (output / "logs").mkdir(parents=True, exist_ok=True)
         shutil.copy(root / "grading.log",
                     output / "logs" / f"{submission.student}--{submission.assignment}.log")
-
-
-# --- Report -------------------------------------------------------------------------------------
-
-
-def part_columns(results: Iterable[Result], assignments: dict[str, Assignment]) -> list[str]:
-    """The grade_ids of every assignment in the results, in notebook order, without repeats."""
-    names = {r.assignment for r in results}
-    columns: list[str] = []
-    for name in sorted(names & set(assignments)):
-        columns += [p.grade_id for p in assignments[name].parts if p.grade_id not in columns]
-    return columns
-
-
-def write_grades_csv(results: list[Result], assignments: dict[str, Assignment],
-                     path: Path) -> Path:
-    """One row per submission: scores by grade_id, total, max, status, reason and the seconds
-    its grading took (0 for one that was never run)."""
-    columns = part_columns(results, assignments)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", *columns, "total", "max", "status", "reason",
-                         "source", "isolated", "trusted", "notes", "seconds"])
-        for r in results:
-            known = assignments.get(r.assignment)
-            cells = [_number(r.scores[c]) if c in r.scores else "" for c in columns]
-            writer.writerow([r.student, r.assignment, *cells, _number(r.total),
-                             _number(known.max_score) if known else "", r.status, r.reason,
-                             r.source, "" if r.isolated is None else str(r.isolated).lower(),
-                             str(r.trusted).lower(), r.notes, f"{r.seconds:.1f}"])
-    return path
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
-def summary(results: list[Result], assignments: dict[str, Assignment]) -> str:
-    """Per assignment and part: mean, median, full marks; then every failure by name.
-
-    Submissions with scores count, including those with a cell that timed out.
-    """
-    lines = []
-    for name in sorted({r.assignment for r in results} & set(assignments)):
-        graded = [r for r in results if r.assignment == name and r.scores]
-        lines.append(f"\n{name}: {len(graded)} scored")
-        if not graded:
-            continue
-        lines.append(f"  {'part':<32} {'mean':>6} {'median':>7} {'full marks':>11}")
-        assignment = assignments[name]
-        rows = [(p.grade_id, p.points, [r.scores.get(p.grade_id, 0.0) for r in graded])
-                for p in assignment.parts]
-        rows.append(("total", assignment.max_score, [r.total for r in graded]))
-        for label, points, values in rows:
-            full = sum(v >= points for v in values)
-            lines.append(f"  {label + f' ({points:g})':<32} {statistics.mean(values):>6.2f} "
-                         f"{statistics.median(values):>7.2f} {f'{full}/{len(values)}':>11}")
-    failed = [r for r in results if r.status != "graded"]
-    if failed:
-        lines.append(f"\n{len(failed)} submission(s) need attention:")
-        lines += [f"  {r.source} ({r.student}, {r.assignment or '?'}): {r.status}: {r.reason}"
-                  for r in failed]
-    return "\n".join(lines)
-
-
-def save_histogram(results: list[Result], assignments: dict[str, Assignment],
-                   path: Path) -> Path:
-    """A histogram of total scores, one panel per assignment (a Figure, no pyplot)."""
-    from matplotlib.figure import Figure
-
-    names = sorted({r.assignment for r in results if r.scores} & set(assignments))
-    figure = Figure(figsize=(6, 2.6 * len(names)), layout="constrained")
-    for axes, name in zip(figure.subplots(len(names), 1, squeeze=False)[:, 0], names,
-                          strict=True):
-        totals = [r.total for r in results if r.assignment == name and r.scores]
-        top = assignments[name].max_score
-        axes.hist(totals, bins=min(20, max(5, int(top) + 1)), range=(0, max(top, 1)),
-                  color="tab:blue", edgecolor="white")
-        axes.set(title=f"{name} ({len(totals)} scored)", xlabel=f"total score (of {top:g})",
-                 ylabel="students")
-        axes.yaxis.get_major_locator().set_params(integer=True)
-    figure.savefig(path, dpi=100)
-    return path

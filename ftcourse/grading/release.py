@@ -2,35 +2,23 @@
 
 nbgrader runs in a scratch copy of the course folder, so that its gradebook and logs never land
 in the repository; only the generated notebooks are copied back. The output depends only on the
-source notebooks: running it twice gives byte-identical files. Introduced in the instructor's
-guide (README, "For instructors").
+source notebooks: running it twice gives byte-identical files. See the README,
+"For instructors".
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from ftcourse.errors import CourseError
-
-SOURCE_DIRECTORY = "solutions"
-RELEASE_DIRECTORY = "exercises"
-CONFIG_FILE = "nbgrader_config.py"
-
-
-def find_source_assignments(course_dir: Path) -> list[str]:
-    """Names of the folders in ``solutions/`` that hold at least one notebook."""
-    source = Path(course_dir) / SOURCE_DIRECTORY
-    if not source.is_dir():
-        raise CourseError(f"No {SOURCE_DIRECTORY}/ folder in {course_dir}: run the command "
-                          "from the course's root folder or pass --course-dir.")
-    names = sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
-    if not names:
-        raise CourseError(f"No assignments in {source}: expected "
-                          f"{SOURCE_DIRECTORY}/<assignment>/<notebook>.ipynb.")
-    return names
+from ftcourse.grading.course import (
+    RELEASE_DIRECTORY,
+    SOURCE_DIRECTORY,
+    find_assignments,
+    nbgrader_api,
+)
 
 
 def generate_release(course_dir: Path, out_dir: Path,
@@ -41,11 +29,11 @@ def generate_release(course_dir: Path, out_dir: Path,
     assignment fails to generate (for example, a solution cell without its markers).
     """
     course_dir, out_dir = Path(course_dir).resolve(), Path(out_dir)
-    names = assignments or find_source_assignments(course_dir)
+    names = assignments or list(find_assignments(course_dir))
     written = []
     with tempfile.TemporaryDirectory(prefix="ftcourse-release-") as scratch:
         root = Path(scratch)
-        api = _nbgrader_api(course_dir, root)
+        api = nbgrader_api(root, config_dir=course_dir)
         for name in names:
             source = course_dir / SOURCE_DIRECTORY / name
             if not source.is_dir():
@@ -66,40 +54,16 @@ def generate_release(course_dir: Path, out_dir: Path,
 
 
 def release_all(course_dir: Path) -> int:
-    """Regenerate ``exercises/`` from ``solutions/`` for every assignment; return an exit code.
+    """Regenerate ``exercises/`` from ``solutions/`` for every assignment; return 0.
 
-    Assignments removed from ``solutions/`` are removed from ``exercises/`` too.
+    Assignments removed from ``solutions/`` are removed from ``exercises/`` too. Raises
+    ``CourseError`` (exit status 2 from ``ftcourse release``) when the course cannot be released.
     """
     course_dir = Path(course_dir).resolve()
-    try:
-        names = find_source_assignments(course_dir)
-        release = course_dir / RELEASE_DIRECTORY
-        for stale in sorted(p for p in release.glob("*") if p.is_dir() and p.name not in names):
-            shutil.rmtree(stale)
-        written = generate_release(course_dir, release, names)
-    except CourseError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    for notebook in written:
+    names = list(find_assignments(course_dir))
+    release = course_dir / RELEASE_DIRECTORY
+    for stale in sorted(p for p in release.glob("*") if p.is_dir() and p.name not in names):
+        shutil.rmtree(stale)
+    for notebook in generate_release(course_dir, release, names):
         print(f"released {notebook.relative_to(course_dir)}")
     return 0
-
-
-def _nbgrader_api(course_dir: Path, root: Path):
-    """nbgrader's API for a scratch course at ``root`` that uses the course's config."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = Config()
-    if (course_dir / CONFIG_FILE).is_file():
-        config.merge(PyFileConfigLoader(CONFIG_FILE, path=str(course_dir)).load_config())
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.source_directory = SOURCE_DIRECTORY
-    config.CourseDirectory.release_directory = RELEASE_DIRECTORY
-    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    config.Exchange.root = str(root / "exchange")
-    (root / "exchange").mkdir()
-    coursedir = CourseDirectory(config=config)
-    return NbGraderAPI(coursedir=coursedir, config=config, log_level="WARN")

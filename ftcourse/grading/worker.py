@@ -1,77 +1,54 @@
-"""Autograde one submission inside a scratch course folder (run in a process of its own).
+"""Autograde one submission inside a scratch course folder, in a process of its own.
 
-:mod:`ftcourse.grading` starts ``python autograde.py ROOT ASSIGNMENT STUDENT [CELL_TIMEOUT]`` for
-each submission. This module imports nothing from ``ftcourse`` (importing the package loads
-TensorFlow, seconds per submission); it runs nbgrader's autograde, reads the scores, removes the
-hidden tests and their tracebacks from the graded notebook, writes the feedback, and saves the
-outcome as ``ROOT/result.json``. Introduced in the instructor's guide (README).
+The engine (:mod:`ftcourse.grading.engine`) starts ``python -m ftcourse.grading.worker ROOT
+ASSIGNMENT STUDENT [--cell-timeout S]`` for each submission. The worker runs nbgrader's autograde
+(the student's kernel is started from the sandboxed kernelspec the engine wrote), reads the
+scores, writes the feedback through the preprocessors of :mod:`ftcourse.grading.feedback`, saves
+the outcome as ``ROOT/result.json`` and kills whatever the kernel left running. With ``--notes
+FILE`` it only writes the feedback again, with the trusted grading's notes (a JSON list) on top.
+It never imports TensorFlow (``import ftcourse`` loads nothing heavy), and imports nbgrader and
+nbconvert only after :func:`skip_slow_optional_imports`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-SOURCE_DIRECTORY = "solutions"
-CELL_TIMEOUT_S = 600
+from ftcourse.grading.course import nbgrader_api
+
+if TYPE_CHECKING:
+    from nbgrader.apps import NbGraderAPI
+
 RESULT_FILE = "result.json"
-HIDDEN_BEGIN = "BEGIN HIDDEN TESTS"
-HIDDEN_END = "END HIDDEN TESTS"
-HIDDEN_PLACEHOLDER = "# (hidden tests run here when the notebook is graded)"
-HIDDEN_FAILED = "A hidden test failed."
-TRUSTED_CHECKS_FILE = "trusted_checks.py"
-HANDOVER_MARK = "# Hand each graded part's result over as plain data (added by the grader)."
-MAX_OUTPUT_CHARS = 20_000
 PR_SET_CHILD_SUBREAPER = 36
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_CELL_LINE = re.compile(r"(?:Cell In ?\[\d*\]|<ipython-input-[^>]*>), line (\d+)")
 
 
-def nbgrader_api(root: Path, cell_timeout: int | None = None):
-    """An NbGraderAPI for the scratch course at ``root`` (the course's config, then ours)."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = Config()
-    if (root / "nbgrader_config.py").is_file():
-        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config())
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.source_directory = SOURCE_DIRECTORY
-    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    config.Exchange.root = str(root / "exchange")  # unused, but nbgrader wants it to exist
-    (root / "exchange").mkdir(exist_ok=True)
-    config.OverwriteCells.add_missing_cells = True
-    # The instructor's trusted checks never reach a graded folder, whatever the course config.
-    ignore = list(config.CourseDirectory.get("ignore", [".ipynb_checkpoints", "*.pyc",
-                                                         "__pycache__", "feedback"]))
-    config.CourseDirectory.ignore = [*ignore, TRUSTED_CHECKS_FILE]
-    config.LimitOutput.max_lines = 1000
-    config.LimitOutput.max_traceback = 100
-    if cell_timeout is not None:
-        config.Execute.timeout = cell_timeout
-    elif "timeout" not in config.Execute:
-        config.Execute.timeout = CELL_TIMEOUT_S
-    coursedir = CourseDirectory(config=config)
-    return NbGraderAPI(coursedir=coursedir, config=config, log_level="WARN")
-
-
-def autograde_here(root: Path, assignment: str, student: str, cell_timeout: int | None) -> dict:
-    """Autograde, read the scores, clean the hidden tests and write the feedback."""
-    api = nbgrader_api(root, cell_timeout)
+def autograde_here(root: Path, assignment: str, student: str,
+                   cell_timeout: int | None) -> dict[str, Any]:
+    """Autograde, read the scores and write the feedback; the outcome as plain data."""
+    api = nbgrader_api(root, cell_timeout=cell_timeout)
     graded = api.autograde(assignment, student)
     if not graded["success"]:
         print(graded.get("error", ""), graded.get("log", ""))
         reason = explain_failure(graded.get("error", "") + graded.get("log", ""))
         return {"status": "failed", "reason": reason, "scores": {}}
     scores, manual = read_scores(api, assignment, student)
+    import nbformat
+
+    from ftcourse.grading import feedback
+
     timed_out = []
     for notebook in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
-        timed_out += hide_hidden_tests(notebook)
+        timed_out += feedback.timed_out_cells(nbformat.read(notebook, as_version=4))
     status, notes = "graded", []
     if timed_out:
         limit = api.coursedir.config.Execute.timeout
@@ -80,11 +57,22 @@ def autograde_here(root: Path, assignment: str, student: str, cell_timeout: int 
                      "(scored as it stands)")
     if manual:
         notes.append(f"needs manual grading: {', '.join(manual)}")
-    feedback = api.generate_feedback(assignment, student)
-    if not feedback["success"]:
-        print(feedback.get("error", ""), feedback.get("log", ""))
+    if not write_feedback(api, assignment, student):
         notes.append("the feedback could not be written (see logs/)")
     return {"status": status, "reason": "; ".join(notes), "scores": scores}
+
+
+def write_feedback(api: NbGraderAPI, assignment: str, student: str,
+                   notes: Sequence[str] = ()) -> bool:
+    """nbgrader's feedback, through the chain of :func:`feedback.preprocessors`."""
+    from ftcourse.grading import feedback
+
+    api.config.GenerateFeedback.preprocessors = feedback.preprocessors()
+    api.config.TrustedNotes.notes = list(notes)
+    done = api.generate_feedback(assignment, student, force=True)
+    if not done["success"]:
+        print(done.get("error", ""), done.get("log", ""))
+    return bool(done["success"])
 
 
 def explain_failure(text: str) -> str:
@@ -98,7 +86,8 @@ def explain_failure(text: str) -> str:
     return (errors or lines or ["nbgrader could not autograde the notebook"])[-1][:300]
 
 
-def read_scores(api, assignment: str, student: str) -> tuple[dict[str, float], list[str]]:
+def read_scores(api: NbGraderAPI, assignment: str, student: str
+                ) -> tuple[dict[str, float], list[str]]:
     """Each part's score by grade_id (in notebook order), and the parts left for a person."""
     from nbgrader.api import Gradebook
 
@@ -113,87 +102,6 @@ def read_scores(api, assignment: str, student: str) -> tuple[dict[str, float], l
     return scores, manual
 
 
-def hidden_lines(source: str) -> set[int]:
-    """1-based line numbers of a cell's hidden-test regions (delimiters included)."""
-    hidden, inside = set(), False
-    for number, line in enumerate(source.splitlines(), start=1):
-        if HIDDEN_BEGIN in line:
-            inside = True
-        if inside:
-            hidden.add(number)
-        if HIDDEN_END in line:
-            inside = False
-    return hidden
-
-
-def strip_hidden(source: str) -> str:
-    """The cell source with each hidden-test region replaced by one placeholder comment."""
-    kept, inside = [], False
-    for line in source.splitlines():
-        if HIDDEN_BEGIN in line:
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            kept.append(indent + HIDDEN_PLACEHOLDER)
-        elif HIDDEN_END in line:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return "\n".join(kept)
-
-
-def neutral_error(output: dict, hidden: set[int]) -> dict:
-    """An error output that shows a visible check's message but nothing of a hidden test."""
-    traceback = _ANSI.sub("", "\n".join(output.get("traceback", [])))
-    lines = {int(n) for n in _CELL_LINE.findall(traceback)}
-    if lines and not lines & hidden:
-        text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
-    elif output.get("ename") in (None, "AssertionError"):
-        text = HIDDEN_FAILED
-    else:
-        text = f"{HIDDEN_FAILED} ({output['ename']})"
-    return {"output_type": "error", "ename": output.get("ename", "Error"), "evalue": text,
-            "traceback": [text]}
-
-
-def hide_hidden_tests(notebook: Path) -> list[str]:
-    """Strip hidden tests and their tracebacks from a graded notebook, in place.
-
-    Returns the grade_ids (or cell numbers) of cells that ran past the cell time limit.
-    """
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    nb.cells = [c for c in nb.cells if not c.source.startswith(HANDOVER_MARK)]
-    timed_out = []
-    for index, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type != "code":
-            continue
-        cap_outputs(cell)
-        if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {index}")
-            timed_out.append(grade_id)
-        hidden = hidden_lines(cell.source)
-        if not hidden:
-            continue
-        cell.outputs = [nbformat.from_dict(neutral_error(o, hidden))
-                        if o.get("output_type") == "error" else o for o in cell.outputs]
-        cell.source = strip_hidden(cell.source)
-    nbformat.write(nb, notebook)
-    return timed_out
-
-
-def cap_outputs(cell, limit: int = MAX_OUTPUT_CHARS) -> None:
-    """Cut each text output of a cell to ``limit`` characters (one line can be huge)."""
-    for output in cell.get("outputs", []):
-        texts = [("text", output)] if "text" in output else []
-        texts += [(key, output["data"]) for key in output.get("data", {})
-                  if key.startswith("text/")]
-        for key, holder in texts:
-            text = holder[key] if isinstance(holder[key], str) else "".join(holder[key])
-            if len(text) > limit:
-                holder[key] = text[:limit] + "\n... output cut by the grader ..."
-
-
 def become_subreaper() -> None:
     """Adopt every orphan of the kernel, so that killing this process tree reaches them all."""
     import ctypes
@@ -202,13 +110,18 @@ def become_subreaper() -> None:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def kill_children() -> None:
-    """Kill whatever the kernel left running (adopted orphans included)."""
+def kill_tree(pid: int, include_root: bool = True) -> None:
+    """Kill the process ``pid`` (unless ``include_root`` is false) and all its descendants,
+    adopted orphans included, and wait for them."""
     import psutil
 
-    family = psutil.Process().children(recursive=True)
+    try:
+        root = psutil.Process(pid)
+        family = [*root.children(recursive=True), *([root] if include_root else [])]
+    except psutil.NoSuchProcess:
+        return
     for process in family:
-        with contextlib.suppress(psutil.Error):
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     psutil.wait_procs(family, timeout=10)
 
@@ -219,20 +132,31 @@ def skip_slow_optional_imports() -> None:
     Importing it compiles dozens of grammars (about 2 s, in every grading process; reported
     upstream as python-jsonschema/jsonschema#1392); nbformat's schema never uses that format.
     """
-    sys.modules.setdefault("rfc3987_syntax", None)  # None: `import` raises ImportError
+    if "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # `import` raises
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python autograde.py ROOT ASSIGNMENT STUDENT [CELL_TIMEOUT]``: grade one submission."""
-    root, assignment, student, *rest = argv or sys.argv[1:]
-    cell_timeout = int(rest[0]) if rest and rest[0] else None
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ftcourse.grading.worker ROOT ASSIGNMENT STUDENT [--cell-timeout S]
+    [--notes FILE]``: grade one submission (or, with ``--notes``, rewrite its feedback)."""
+    parser = argparse.ArgumentParser(prog="python -m ftcourse.grading.worker")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("assignment")
+    parser.add_argument("student")
+    parser.add_argument("--cell-timeout", type=int)
+    parser.add_argument("--notes", type=Path)
+    args = parser.parse_args(argv)
     skip_slow_optional_imports()
+    if args.notes is not None:
+        notes = json.loads(args.notes.read_text(encoding="utf-8"))
+        ok = write_feedback(nbgrader_api(args.root), args.assignment, args.student, notes)
+        return 0 if ok else 1
     become_subreaper()
     try:
-        outcome = autograde_here(Path(root), assignment, student, cell_timeout)
+        outcome = autograde_here(args.root, args.assignment, args.student, args.cell_timeout)
     finally:
-        kill_children()
-    (Path(root) / RESULT_FILE).write_text(json.dumps(outcome), encoding="utf-8")
+        kill_tree(os.getpid(), include_root=False)
+    (args.root / RESULT_FILE).write_text(json.dumps(outcome), encoding="utf-8")
     return 0
 
 
