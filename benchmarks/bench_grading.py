@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from ftcourse.grading import grade_submissions
+from ftcourse.grading import GradingOptions, grade_submissions
 
 QUICK = "quick"
 
@@ -70,8 +70,9 @@ def time_batch(exercise: Path, course_dir: Path, copies: int, workers: int) -> f
             (folder / f"student{index:02d}_{exercise.name}").write_bytes(exercise.read_bytes())
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            code = grade_submissions(folder, exercise.parent.name, course_dir,
-                                     Path(scratch) / "out", workers=workers)
+            options = GradingOptions(output=Path(scratch) / "out", workers=workers)
+            code = grade_submissions(folder, course_dir, options,
+                                     assignment=exercise.parent.name)
         seconds = time.perf_counter() - started
     if code != 0:
         sys.exit(f"Grading failed (exit code {code}); run `ftcourse grade` on the notebook to "

@@ -16,6 +16,7 @@ import numpy as np
 
 from ftcourse.errors import CourseError
 from ftcourse.models import ARCHITECTURES, get_architecture
+from ftcourse.training import output_activation
 
 PROBE_SIZE = 4  # images in the fixed batch the checks feed through a model
 ACTIVATIONS = ("softmax", "sigmoid", "linear")
@@ -90,19 +91,6 @@ def base_io(model: keras.Model, x: np.ndarray, training: bool = False
                              "x = base_model(x, training=False).")
     inputs, outputs = seen[0]
     return np.asarray(inputs), np.asarray(outputs)
-
-
-def output_activation(model: keras.Layer) -> str:
-    """``"softmax"``, ``"sigmoid"``, ``"linear"`` or ``"other"``: what the last layer applies."""
-    layer = model
-    while getattr(layer, "layers", None):
-        layer = layer.layers[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    known = {keras.activations.softmax: "softmax", keras.activations.sigmoid: "sigmoid",
-             keras.activations.linear: "linear", None: "linear"}
-    return known.get(activation, "other")
 
 
 # Checks, in the order the exercises use them.
@@ -306,7 +294,7 @@ def check_best_rate(results: Mapping[float, keras.callbacks.History], best_rate:
     if not results:
         raise AssertionError("the sweep has no results: run ftcourse.lr_sweep first.")
     final = {rate: _final_val_loss(history) for rate, history in results.items()}
-    best = min(final, key=final.get)
+    best = min(final, key=final.__getitem__)
     if best_rate not in final:
         raise AssertionError(f"best_rate is {best_rate!r}, which is not one of the swept rates "
                              f"{sorted(final)}: pick one of the sweep's keys.")

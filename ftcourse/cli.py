@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftcourse.config import PROFILE_ENV, get_config
 from ftcourse.errors import CourseError
+from ftcourse.grading.options import JUDGE_TIMEOUT_S, NOTEBOOK_TIMEOUT_S, PROFILES, keras_cache
+from ftcourse.grading.sandbox import SandboxLimits
 
-
-def keras_cache() -> Path:
-    """Where Keras keeps downloaded weights and datasets (``$KERAS_HOME`` or ``~/.keras``)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+if TYPE_CHECKING:
+    from ftcourse.grading.options import GradingOptions
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -57,7 +58,7 @@ def fetch(args: argparse.Namespace) -> int:
             size = args.image_size if spec.weight_sizes is None or (
                 args.image_size in spec.weight_sizes) else spec.default_size
             print(f"Fetching ImageNet weights for {name} ({size}x{size}) ...", flush=True)
-            failures += _attempt(lambda n=name, s=size: build_base(n, s, "imagenet"))
+            failures += _attempt(functools.partial(build_base, name, size, "imagenet"))
     if args.only in (None, "flowers"):
         print("Fetching the flower photos ...", flush=True)
         failures += _attempt(lambda: print(
@@ -74,12 +75,16 @@ def _build_ci_bases() -> int:
     failures = 0
     for arch in RECIPES:
         print(f"ci base {arch} ({size}x{size}) ...", flush=True)
-        failures += _attempt(lambda a=arch: print(f"  ready: {ensure_pretrained(a, size)}"))
+        failures += _attempt(functools.partial(_report_ready, arch, size, ensure_pretrained))
     print("Done." if not failures else f"{failures} base(s) could not be built; see above.")
     return 1 if failures else 0
 
 
-def _attempt(action) -> int:
+def _report_ready(arch: str, size: int, build: Callable[[str, int], Path]) -> None:
+    print(f"  ready: {build(arch, size)}")
+
+
+def _attempt(action: Callable[[], object]) -> int:
     try:
         action()
     except CourseError as error:
@@ -90,23 +95,103 @@ def _attempt(action) -> int:
 
 def release(args: argparse.Namespace) -> int:
     """Regenerate exercises/ from solutions/ with nbgrader."""
-    from ftcourse.grading import release_all
+    from ftcourse.grading.release import release_all
 
     return release_all(Path(args.course_dir))
 
 
 def grade(args: argparse.Namespace) -> int:
     """Autograde a folder of submissions; write grades.csv, feedback and a summary."""
-    from ftcourse.grading import grade_submissions
+    from ftcourse.grading.engine import grade_submissions
 
-    return grade_submissions(Path(args.submissions), assignment=args.assignment,
-                             course_dir=Path(args.course_dir), output=Path(args.output),
-                             workers=args.workers, timeout=args.timeout,
-                             cell_timeout=args.cell_timeout)
+    return grade_submissions(Path(args.submissions), Path(args.course_dir),
+                             grading_options(args), assignment=args.assignment)
+
+
+def grading_options(args: argparse.Namespace) -> GradingOptions:
+    """The options of ``ftcourse grade``, as :class:`~ftcourse.grading.GradingOptions`."""
+    from ftcourse.grading.options import GradingOptions
+
+    defaults = SandboxLimits()
+    limits = SandboxLimits(
+        memory_mb=None if args.memory_mb == 0 else args.memory_mb,
+        address_headroom_mb=(None if args.address_headroom_mb == 0
+                             else args.address_headroom_mb),
+        cpu_seconds=args.cpu_seconds or None,
+        open_files=defaults.open_files, file_size_mb=defaults.file_size_mb,
+        processes=args.processes, scratch_mb=args.scratch_mb)
+    return GradingOptions(
+        output=Path(args.output), workers=args.workers, timeout=args.timeout,
+        cell_timeout=args.cell_timeout, profile=args.profile, sandboxed=args.sandbox,
+        isolate={"auto": None, "on": True, "off": False}[args.isolate], limits=limits,
+        keras_cache=Path(args.keras_cache), trusted=args.trusted,
+        judge_timeout=args.judge_timeout)
+
+
+def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    limits = SandboxLimits()
+    grade_parser = commands.add_parser(
+        "grade", help=grade.__doc__, description=grade.__doc__,
+        epilog="Exit status: 0 when every submission was graded, 1 when some were not "
+               "(see grades.csv), 2 on a usage or course error.")
+    grade_parser.add_argument("submissions", help="the folder of submissions (nbgrader's "
+                              "submitted/ layout, or files and zips named after the students)")
+    grade_parser.add_argument("--assignment", help="grade only this assignment")
+    grade_parser.add_argument("--course-dir", default=".", help="the course's root folder "
+                              "(holding solutions/ and nbgrader_config.py)")
+    grade_parser.add_argument("--output", default="grading-output",
+                              help="where grades.csv, feedback/ and logs/ are written "
+                              "(default: %(default)s)")
+    grade_parser.add_argument("--workers", type=int, default=1,
+                              help="submissions graded at the same time (default: 1)")
+    grade_parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT_S,
+                              help="seconds allowed per submission (default: %(default)g)")
+    grade_parser.add_argument("--cell-timeout", type=int,
+                              help="seconds allowed per cell (default: from nbgrader_config.py, "
+                              "else 600)")
+    grade_parser.add_argument("--profile", choices=PROFILES,
+                              help=f"{PROFILE_ENV} for the kernels and trusted checks "
+                              "(default: this shell's)")
+    sandbox = grade_parser.add_argument_group(
+        "sandbox", "how each student's kernel is confined (see README, Grading integrity)")
+    sandbox.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                         help="run kernels unconfined (only for notebooks you trust)")
+    sandbox.add_argument("--isolate", choices=["auto", "on", "off"], default="auto",
+                         help="run kernels as nobody in a private mount namespace: auto where "
+                         "possible (root, unshare; the default), on insists, off applies "
+                         "only limits")
+    sandbox.add_argument("--memory-mb", type=int, default=limits.memory_mb,
+                         help="data memory per kernel process in MB (0: no limit; default: "
+                         "%(default)s)")
+    sandbox.add_argument("--address-headroom-mb", type=int, default=limits.address_headroom_mb,
+                         help="address space beyond --memory-mb in MB (0: no limit, for a "
+                         "GPU; default: %(default)s)")
+    sandbox.add_argument("--cpu-seconds", type=int, default=0,
+                         help="CPU seconds per kernel process (0: no limit)")
+    sandbox.add_argument("--processes", type=int, default=limits.processes,
+                         help="processes and threads of all isolated kernels together "
+                         "(default: %(default)s)")
+    sandbox.add_argument("--scratch-mb", type=int, default=limits.scratch_mb,
+                         help="size of an isolated kernel's writable scratch folder in MB "
+                         "(default: %(default)s)")
+    sandbox.add_argument("--keras-cache", default=str(keras_cache()),
+                         help="the Keras cache whose weights and datasets kernels may read "
+                         "(default: $KERAS_HOME or ~/.keras, here %(default)s)")
+    trusted = grade_parser.add_argument_group(
+        "trusted checks", "solutions/<assignment>/trusted_checks.py, run outside the kernel")
+    trusted.add_argument("--no-trusted", dest="trusted", action="store_false",
+                         help="score by nbgrader's in-kernel tests only")
+    trusted.add_argument("--judge-timeout", type=float, default=JUDGE_TIMEOUT_S,
+                         help="seconds allowed for a submission's trusted checks "
+                         "(default: %(default)g)")
+    grade_parser.set_defaults(run=grade)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ftcourse", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ftcourse", description=__doc__,
+        epilog="Exit status: 0 on success, 1 when some work failed (a download, a "
+               "submission not graded), 2 on a usage or course error.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help=doctor.__doc__).set_defaults(run=doctor)
     fetch_parser = commands.add_parser("fetch", help=fetch.__doc__)
@@ -122,25 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     release_parser = commands.add_parser("release", help=release.__doc__)
     release_parser.add_argument("--course-dir", default=".")
     release_parser.set_defaults(run=release)
-    grade_parser = commands.add_parser("grade", help=grade.__doc__)
-    grade_parser.add_argument("submissions")
-    grade_parser.add_argument("--assignment", help="grade only this assignment")
-    grade_parser.add_argument("--course-dir", default=".")
-    grade_parser.add_argument("--output", default="grading-output")
-    grade_parser.add_argument("--workers", type=int, default=1)
-    grade_parser.add_argument("--timeout", type=float, default=1800,
-                              help="seconds allowed per submission (default 1800)")
-    grade_parser.add_argument("--cell-timeout", type=int,
-                              help="seconds allowed per cell (default: from nbgrader_config.py, "
-                              "else 600)")
-    grade_parser.set_defaults(run=grade)
+    _grade_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; its exit status (usage and course errors: 2)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return int(args.run(args))
     except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 from ftcourse.errors import CourseError
 
@@ -72,7 +73,7 @@ PROFILES: dict[str, CourseConfig] = {
 }
 
 
-def get_config(profile: str | None = None, **overrides: object) -> CourseConfig:
+def get_config(profile: str | None = None, **overrides: Any) -> CourseConfig:
     """Return the profile's config (from ``FTCOURSE_PROFILE`` when not given), with overrides.
 
     >>> get_config("ci", epochs=3).epochs

@@ -144,7 +144,7 @@ def fetch_flowers(
     origin, file_hash = origin or FLOWERS_URL, file_hash or FLOWERS_SHA256
     if cache_dir is not None:  # Keras would silently use /tmp/.keras for a missing folder
         Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    extracted = _cache_root(cache_dir) / "datasets" / "flower_photos"
+    extracted = cache_root(cache_dir) / "datasets" / "flower_photos"
     if (extracted / "flower_photos").is_dir() and (extracted.parent / "flower_photos_archive"
                                                    ).is_file():
         return extracted / "flower_photos"  # already fetched: skip re-hashing and re-extracting
@@ -162,9 +162,9 @@ def fetch_flowers(
     return nested if nested.is_dir() else root
 
 
-def _cache_root(cache_dir: str | None) -> Path:
+def cache_root(cache_dir: str | None = None) -> Path:
     """The folder ``keras.utils.get_file`` caches into: ``cache_dir``, ``$KERAS_HOME``, ~/.keras."""
-    return Path(cache_dir or os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
+    return Path(cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
 def scan_image_folder(folder: Path) -> FolderScan:

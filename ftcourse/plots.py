@@ -19,8 +19,9 @@ from ftcourse.models import get_base
 FROZEN, TRAINABLE, BATCHNORM = "#9db4c0", "#e07a5f", "#3d405b"
 
 
-def image_grid(images: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
-               predictions: Sequence[int] | None = None, columns: int = 5) -> Figure:
+def image_grid(images: np.ndarray, labels: Sequence[int] | np.ndarray,
+               class_names: Sequence[str], predictions: Sequence[int] | np.ndarray | None = None,
+               columns: int = 5) -> Figure:
     """Images (0-255) with their labels; with predictions, wrong ones titled in red.
 
     Introduced in lesson 02.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftcourse.data import cache_root
 from ftcourse.errors import CourseError, DownloadError
 from ftcourse.models import SOURCE_WEIGHTS
 
@@ -53,11 +54,6 @@ RECIPES: dict[str, PretrainRecipe] = {
 }
 
 
-def keras_home() -> Path:
-    """The Keras cache: ``$KERAS_HOME`` or ``~/.keras``."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
-
-
 def get_recipe(arch: str) -> PretrainRecipe:
     if arch not in RECIPES:
         raise CourseError(f"No source-task recipe for {arch!r}; known: {sorted(RECIPES)}.")
@@ -68,7 +64,7 @@ def weights_path(arch: str, image_size: int, recipe: PretrainRecipe | None = Non
     """Where the pre-trained base of ``arch`` at ``image_size`` is cached."""
     tag = (recipe or get_recipe(arch)).tag
     name = f"ftcourse_{arch}_{image_size}_{SOURCE_WEIGHTS}_{tag}.weights.h5"
-    return keras_home() / "models" / name
+    return cache_root() / "models" / name
 
 
 def ensure_pretrained(arch: str, image_size: int, recipe: PretrainRecipe | None = None,
@@ -87,7 +83,7 @@ def ensure_pretrained(arch: str, image_size: int, recipe: PretrainRecipe | None 
     except OSError as error:
         raise DownloadError(
             f"The ci profile's pre-trained {arch} base ({path.name}) is not in the Keras cache "
-            f"{keras_home()}, and the cache cannot be written ({error.strerror}). Run "
+            f"{cache_root()}, and the cache cannot be written ({error.strerror}). Run "
             "`ftcourse fetch --profile ci` once on this machine: it pre-trains the ci bases."
         ) from None
     with lock:

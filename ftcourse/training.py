@@ -20,13 +20,18 @@ Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
 
 
-def output_activation(model: keras.Model) -> str:
-    """Name of the activation on the model's last layer (``"linear"`` for logits)."""
-    layer = model.layers[-1]
-    while hasattr(layer, "layers") and layer.layers:
+def output_activation(model: keras.Layer) -> str:
+    """``"softmax"``, ``"sigmoid"``, ``"linear"`` (logits) or ``"other"``: what the model's last
+    layer applies (a ``Dense`` activation, an ``Activation`` layer or a ``Softmax`` layer)."""
+    layer = model
+    while getattr(layer, "layers", None):
         layer = layer.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
     activation = getattr(layer, "activation", None)
-    return getattr(activation, "__name__", "linear")
+    known = {keras.activations.softmax: "softmax", keras.activations.sigmoid: "sigmoid",
+             keras.activations.linear: "linear", None: "linear"}
+    return known.get(activation, "other")
 
 
 def loss_for(model: keras.Model) -> keras.losses.Loss:

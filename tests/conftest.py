@@ -18,6 +18,9 @@ import pytest
 os.environ.setdefault("FTCOURSE_PROFILE", "ci")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# The small courses that the grading tests grade are data, not notebooks to run (nbval).
+collect_ignore_glob = ["courses/*"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def ci_bases() -> None:

@@ -2,7 +2,7 @@
 
 Validation executes each released notebook in a kernel (in the `ci` profile, from conftest):
 every test must fail on the students' stubs. That every test passes on the instructor's solution
-is shown by grading it (``tests/test_grading.py``, full marks through the whole pipeline).
+is shown by grading it (``tests/grading/test_engine.py``, full marks through the whole pipeline).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ftcourse.release import RELEASE_DIRECTORY, SOURCE_DIRECTORY, generate_release
+from ftcourse.grading.course import RELEASE_DIRECTORY, SOURCE_DIRECTORY
+from ftcourse.grading.release import generate_release
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = [
@@ -139,7 +140,7 @@ def validate(path: Path, invert: bool) -> dict:
 
 
 # ps02's untouched exercise goes through the whole grading pipeline instead, and must score
-# zero there (tests/test_grading.py): the same claim, checked end to end.
+# zero there (tests/grading/test_engine.py): the same claim, checked end to end.
 GRADED_UNTOUCHED = {"ps02_frozen_mobilenetv2"}
 
 

@@ -104,3 +104,50 @@ def test_course_errors_exit_with_status_2(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("FTCOURSE_PROFILE", "nope")
     assert cli.main(["doctor"]) == 2
     assert "error: Unknown course profile 'nope'" in capsys.readouterr().err
+
+
+def test_cli_grade_passes_the_time_limits(tmp_path: Path, monkeypatch) -> None:
+    from ftcourse.grading import engine
+
+    seen = {}
+    monkeypatch.setattr(engine, "grade_submissions",
+                        lambda *a, **k: seen.update(options=a[2], **k) or 0)
+    assert cli.main(["grade", str(tmp_path), "--timeout", "30", "--cell-timeout", "7"]) == 0
+    assert (seen["options"].timeout, seen["options"].cell_timeout) == (30, 7)
+
+
+def test_grade_reaches_every_sandbox_knob(tmp_path: Path, monkeypatch) -> None:
+    from ftcourse.grading import engine
+
+    seen = {}
+    monkeypatch.setattr(engine, "grade_submissions", lambda *a, **k: seen.update(options=a[2]) or 0)
+    assert cli.main(["grade", str(tmp_path), "--memory-mb", "0", "--cpu-seconds", "60",
+                     "--isolate", "off", "--keras-cache", str(tmp_path), "--no-trusted",
+                     "--profile", "full", "--workers", "3", "--output", str(tmp_path)]) == 0
+    options = seen["options"]
+    assert (options.limits.memory_mb, options.limits.cpu_seconds, options.isolate) == (
+        None, 60, False)
+    assert (options.keras_cache, options.trusted, options.profile, options.workers) == (
+        tmp_path, False, "full", 3)
+
+
+def test_grade_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["grade", "--help"])
+    text = capsys.readouterr().out
+    parser = cli.build_parser()
+    grade = parser._subparsers._group_actions[0].choices["grade"]  # type: ignore[union-attr]
+    for action in grade._actions:
+        assert action.help, action.dest
+    assert "Exit status" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["grade", "nowhere", "--course-dir", "{empty}"],
+    ["grade", "{empty}", "--workers", "0"],
+    ["release", "--course-dir", "{empty}"],
+])
+def test_course_errors_exit_2_from_every_command(argv: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([arg.format(empty=tmp_path) for arg in argv]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -158,7 +158,9 @@ def test_helpers_load_on_first_use_and_grading_tools_never_load_tensorflow() -> 
     """The grader starts its tools for every submission: they must not pay for TensorFlow."""
     script = textwrap.dedent("""
         import sys
-        import ftcourse, ftcourse.sandbox, ftcourse.autograde, ftcourse.grading, ftcourse.cli
+        import ftcourse, ftcourse.cli, ftcourse.grading
+        import ftcourse.grading.engine, ftcourse.grading.sandbox, ftcourse.grading.worker
+        from ftcourse.grading import GradingOptions, Probe, TrustedPart, grade_submissions
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules
         assert "build_model" in dir(ftcourse) and "training" in dir(ftcourse)
         assert ftcourse.build_model is ftcourse.models.build_model

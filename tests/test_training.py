@@ -76,6 +76,22 @@ def test_linear_outputs_are_logits(units: int, loss_type: type) -> None:
     assert isinstance(loss, loss_type) and loss.get_config()["from_logits"] is True
 
 
+@pytest.mark.parametrize(("last", "units", "activation"), [
+    (keras.layers.Softmax(), 3, "softmax"),
+    (keras.layers.Activation("softmax"), 3, "softmax"),
+    (keras.layers.Activation("sigmoid"), 1, "sigmoid"),
+    (keras.layers.Activation("relu"), 3, "other"),
+])
+def test_an_activation_layer_at_the_end_is_not_logits(last: keras.Layer, units: int,
+                                                      activation: str) -> None:
+    """compile_model and the checks read a model's output the same way (one function)."""
+    from ftcourse import checks
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units), last])
+    assert output_activation(model) == checks.output_activation(model) == activation
+    assert compile_model(model).loss.get_config()["from_logits"] is False
+
+
 def test_compile_sets_the_learning_rate() -> None:
     model = compile_model(logits_model(3), learning_rate=0.05)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)

@@ -3,7 +3,7 @@
 import math
 
 from ftcourse import checks, get_config
-from ftcourse.verdicts import TrustedPart
+from ftcourse.grading import Probe, TrustedPart
 
 cfg = get_config()
 
@@ -13,7 +13,7 @@ def draw_layers(rng):
 
 
 # A Dense -> BatchNormalization -> frozen Dense stack whose sizes the grader draws.
-PROBE_COUNT = ("json", "[int(v) for v in count_parameters(keras.Sequential(["
+PROBE_COUNT = Probe("json", "[int(v) for v in count_parameters(keras.Sequential(["
                "keras.Input(({features},)), keras.layers.Dense({units}), "
                "keras.layers.BatchNormalization(), "
                "keras.layers.Dense({frozen}, trainable=False)]))]")
@@ -60,7 +60,7 @@ def check_knob(values):
 
 PARTS = [
     TrustedPart("test_part_a_count_parameters", {}, check_count_parameters,
-                probes={"count_model": ("json", "[int(v) for v in count_parameters(model)]"),
+                probes={"count_model": Probe("json", "[int(v) for v in count_parameters(model)]"),
                         "count_probe": PROBE_COUNT}, draw=draw_layers),
     TrustedPart("test_part_b_choose_approach", {"answers": "json"}, check_choose_approach),
     TrustedPart("test_part_c_base_output_shape",

@@ -3,7 +3,7 @@
 import math
 
 from ftcourse import checks, get_config
-from ftcourse.verdicts import TrustedPart
+from ftcourse.grading import Probe, TrustedPart
 
 cfg = get_config()
 NUM_CLASSES = 5
@@ -58,15 +58,15 @@ def check_compile(values):
 
 
 # compile_classifier on a fresh model whose output size and learning rate the grader draws.
-COMPILE_PROBE = ("model", "(__ftcourse_m := keras.Sequential([keras.Input((4,)), "
-                 "keras.layers.Dense({units}, activation='sigmoid' if {units} == 1 "
-                 "else 'softmax')]), compile_classifier(__ftcourse_m, {learning_rate}), "
-                 "__ftcourse_m)[-1]")
+COMPILE_PROBE = Probe("model", "model", setup=(
+    "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense({units}, "
+    "activation='sigmoid' if {units} == 1 else 'softmax')])",
+    "compile_classifier(model, {learning_rate})"))
 
 PARTS = [
     TrustedPart("test_part_a_frozen_head", {"model": "model"}, check_frozen_head,
-                probes={"frozen_probe": ("model", "build_frozen_classifier({num_classes}, "
-                                                  "{image_size}, {weights})")},
+                probes={"frozen_probe": Probe("model", "build_frozen_classifier("
+                                                       "{num_classes}, {image_size}, {weights})")},
                 draw=draw_classes),
     TrustedPart("test_part_a_preprocessing", {"model": "model"}, check_preprocessing),
     TrustedPart("test_part_b_binary_model", {"binary_model": "model"}, check_binary_model),

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from ftcourse import checks, get_config
-from ftcourse.verdicts import TrustedPart
+from ftcourse.grading import Probe, TrustedPart
 
 cfg = get_config()
 NUM_CLASSES = 5
@@ -65,17 +65,18 @@ def check_with_preprocessing(values):
 PIXELS = "__import__('numpy').array({pixels}, dtype='float32')"
 PARTS = [
     TrustedPart("test_part_a_preprocess_for", {}, check_preprocess_for,
-                probes={f"pre_{arch}": ("array", f"preprocess_for({arch!r})({PIXELS})")
+                probes={f"pre_{arch}": Probe("array", f"preprocess_for({arch!r})({PIXELS})")
                         for arch in ARCHS}, draw=draw_pixels),
     TrustedPart("test_part_b_resnet50_classifier", {"model": "model"},
                 check_resnet50_classifier,
-                probes={"resnet_probe": ("model", "build_resnet50_classifier({num_classes}, "
-                                                  "{image_size}, {weights})")},
+                probes={"resnet_probe": Probe("model", "build_resnet50_classifier("
+                                                       "{num_classes}, {image_size}, {weights})")},
                 draw=draw_classes),
     TrustedPart("test_part_c_with_preprocessing",
                 {"fixed_model": "model", "broken_model": "model"}, check_with_preprocessing,
-                probes={"wrap_probe": ("model", "with_preprocessing(ftcourse.build_model("
-                                                "'mobilenet_v2', 3, {image_size}, {weights}, "
-                                                "preprocess=False), 'mobilenet_v2')")},
+                probes={"wrap_probe": Probe("model", "with_preprocessing(ftcourse.build_model("
+                                                     "'mobilenet_v2', 3, {image_size}, "
+                                                     "{weights}, preprocess=False), "
+                                                     "'mobilenet_v2')")},
                 draw=lambda rng: {"image_size": cfg.image_size, "weights": cfg.weights}),
 ]

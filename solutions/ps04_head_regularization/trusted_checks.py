@@ -6,17 +6,16 @@ import keras
 import numpy as np
 
 from ftcourse import checks, get_config
-from ftcourse.verdicts import TrustedPart
+from ftcourse.grading import Probe, TrustedPart
 
 cfg = get_config()
 NUM_CLASSES = 5
 BASE_TRAINABLE = 2189760  # MobileNetV2 without BatchNormalization's gamma and beta
 
 
-# A new frozen MobileNetV2 base in the kernel, as __ftcourse_b (drawn sizes filled in later).
-FRESH_BASE = ("(__ftcourse_b := keras.applications.MobileNetV2(include_top=False, "
-              "weights={weights}, input_shape=({image_size}, {image_size}, 3)), "
-              "setattr(__ftcourse_b, 'trainable', False))")
+# A new frozen MobileNetV2 base, as the probe's ``base`` (drawn sizes filled in later).
+FRESH_BASE = ("base = keras.applications.MobileNetV2(include_top=False, weights={weights}, "
+              "input_shape=({image_size}, {image_size}, 3))", "base.trainable = False")
 
 
 def draw_head(rng):
@@ -78,19 +77,18 @@ def check_compile_binary(values):
 
 PARTS = [
     TrustedPart("test_part_a_regularized_head", {"model": "model"}, check_regularized_head,
-                probes={"head_probe": ("model", f"({FRESH_BASE}, build_regularized_model("
-                                                "__ftcourse_b, {num_classes}, {dropout}))[-1]")},
+                probes={"head_probe": Probe("model", "build_regularized_model(base, "
+                                                     "{num_classes}, {dropout})",
+                                             setup=FRESH_BASE)},
                 draw=draw_head),
     TrustedPart("test_part_b_unfreeze_base", {"fine_tune_model": "model"}, check_unfreeze_base,
-                probes={"unfreeze_probe": ("model", f"({FRESH_BASE}, "
-                                                    "unfreeze_base(__ftcourse_b), "
-                                                    "__ftcourse_b)[-1]")},
+                probes={"unfreeze_probe": Probe("model", "base",
+                                                 setup=(*FRESH_BASE, "unfreeze_base(base)"))},
                 draw=draw_base),
     TrustedPart("test_part_c_compile_binary", {"binary_model": "model"}, check_compile_binary,
-                probes={"binary_probe": ("model", "(__ftcourse_m := keras.Sequential(["
-                                                  "keras.Input((4,)), keras.layers.Dense(1, "
-                                                  "activation='sigmoid')]), compile_binary("
-                                                  "__ftcourse_m, {learning_rate}), "
-                                                  "__ftcourse_m)[-1]")},
+                probes={"binary_probe": Probe("model", "model", setup=(
+                    "model = keras.Sequential([keras.Input((4,)), "
+                    "keras.layers.Dense(1, activation='sigmoid')])",
+                    "compile_binary(model, {learning_rate})"))},
                 draw=draw_compile),
 ]

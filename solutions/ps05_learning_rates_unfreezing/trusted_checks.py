@@ -3,14 +3,14 @@
 import math
 
 from ftcourse import checks, get_config
-from ftcourse.verdicts import TrustedPart
+from ftcourse.grading import Probe, TrustedPart
 
 cfg = get_config()
 RATES = [1e-4, 1e-3, 1e-2]
 
-# A new classifier in the kernel, as __ftcourse_m, compiled for the head phase.
-FRESH_MODEL = ("(__ftcourse_m := ftcourse.build_model('mobilenet_v2', {num_classes}, "
-               "{image_size}, {weights}), ftcourse.compile_model(__ftcourse_m, 1e-3))")
+# A new classifier, as the probe's ``model``, compiled for the head phase.
+FRESH_MODEL = ("model = ftcourse.build_model('mobilenet_v2', {num_classes}, {image_size}, "
+               "{weights})", "ftcourse.compile_model(model, 1e-3)")
 
 
 def draw_unfreeze(rng):
@@ -61,20 +61,19 @@ SWEEP = ("{str(float(rate)): [float(v) for v in history.history['val_loss']] "
          "for rate, history in results.items()}")
 PARTS = [
     TrustedPart("test_part_a_lr_sweep", {"best_rate": "json"}, check_lr_sweep,
-                probes={"sweep": ("json", SWEEP.replace("{", "{{").replace("}", "}}"))}),
+                probes={"sweep": Probe("json", SWEEP.replace("{", "{{").replace("}", "}}"))}),
     TrustedPart("test_part_b_unfreeze_top", {}, check_unfreeze_top,
-                probes={"unfreeze_probe": ("model", f"({FRESH_MODEL}, unfreeze_top_layers("
-                                                    "__ftcourse_m, {n}), __ftcourse_m)[-1]")},
+                probes={"unfreeze_probe": Probe("model", "model", setup=(
+                    *FRESH_MODEL, "unfreeze_top_layers(model, {n})"))},
                 draw=draw_unfreeze),
     TrustedPart("test_part_c_recompile", {"model": "model"}, check_recompile,
-                probes={"recompile_probe": ("model", f"({FRESH_MODEL}, prepare_fine_tuning("
-                                                     "__ftcourse_m, {n}, {learning_rate}), "
-                                                     "__ftcourse_m)[-1]")},
+                probes={"recompile_probe": Probe("model", "model", setup=(
+                    *FRESH_MODEL, "prepare_fine_tuning(model, {n}, {learning_rate})"))},
                 draw=draw_unfreeze),
     TrustedPart("test_part_d_initial_epoch", {}, check_initial_epoch,
-                probes={"epochs_probe": ("json", "(__ftcourse_h := keras.callbacks.History(), "
-                                                 "setattr(__ftcourse_h, 'epoch', "
-                                                 "list(range({done}))), [int(v) for v in "
-                                                 "continue_from(__ftcourse_h, {more})])[-1]")},
+                probes={"epochs_probe": Probe("json", "[int(v) for v in continue_from(history, "
+                                                      "{more})]", setup=(
+                    "history = keras.callbacks.History()",
+                    "history.epoch = list(range({done}))"))},
                 draw=draw_history),
 ]

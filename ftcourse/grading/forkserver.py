@@ -1,19 +1,20 @@
-"""Fresh judging processes without the import cost: a server imports Keras once, then forks.
+"""Fresh processes without the import cost: a server imports some modules once, then forks.
 
-:func:`ftcourse.verdicts.judge` runs the trusted checks of each submission in a fresh process, so
-that nothing one submission made can reach the grader or another submission's verdicts. That
-process needs Keras, whose import costs about 8 s of CPU. The server started here
-(``python -m ftcourse.forkjudge``, one per grading process, started on first use) imports Keras
-and the checks, never loads a submission's files, and forks one child per request; each child
-judges one submission, hands its verdicts to the server through a pipe and exits. Requests and
-answers are JSON lines on the server's stdin and stdout: pipes that only the grader, the server
-and its children hold, so no file a kernel could reach carries a verdict.
+Some work must run in a fresh process each time (so that nothing one task made can reach the
+next, or the caller), yet needs modules that take seconds to import (Keras: about 8 s of CPU).
+The server (``python -m ftcourse.grading.forkserver MODULE...``, one per :class:`Server`,
+started on first use) imports those modules, then forks one child per request; each child calls
+one function, hands its JSON result to the server through a pipe and exits. Requests and
+answers are JSON lines on the server's stdin and stdout: pipes that only the caller, the server
+and its children hold. A request names its function as ``"package.module:function"``; the
+server knows nothing of what the functions do.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import itertools
 import json
 import multiprocessing
@@ -26,61 +27,65 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.connection import Connection, wait
-from multiprocessing.context import BaseContext
 from typing import Any
 
-PRELOAD = ("keras", "ftcourse.checks")
-MAX_REASON_CHARS = 2000
 GRACE_S = 30
 
 
-class JudgeStopped(Exception):
-    """A judging process ran out of time or stopped without verdicts."""
+class Stopped(Exception):
+    """A forked call ran out of time or stopped without a result."""
 
 
 class Server:
-    """The grader's handle on its fork server: thread-safe, started again if it died."""
+    """A handle on a fork server that preloads ``preload``: thread-safe, started again if it
+    died."""
 
-    def __init__(self, preload: tuple[str, ...] = PRELOAD) -> None:
+    def __init__(self, preload: tuple[str, ...] = ()) -> None:
         self.preload = preload
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
-        self._waiting: dict[int, tuple[Future, subprocess.Popen]] = {}
+        self._waiting: dict[int, tuple[Future[dict[str, Any]], subprocess.Popen[str]]] = {}
         self._ids = itertools.count()
 
-    def judge(self, task: tuple, env: Mapping[str, str] | None, timeout_s: float) -> dict:
-        """``verdicts.verdicts_of(*task)``, computed in a fresh fork with ``env``."""
-        answer: Future = Future()
-        request = {"id": next(self._ids), "task": list(task), "timeout_s": timeout_s,
-                   "env": None if env is None else dict(env)}
+    def call(self, function: str, args: Sequence[Any], env: Mapping[str, str] | None,
+             timeout_s: float) -> Any:
+        """``function(*args)`` (``"module:name"``, JSON arguments and result), computed in a
+        fresh fork with the environment ``env`` (default: the server's); raises
+        :class:`Stopped` when it runs past ``timeout_s`` or dies."""
+        answer: Future[dict[str, Any]] = Future()
+        request: dict[str, Any] = {"id": next(self._ids), "function": function, "args": list(args),
+                   "timeout_s": timeout_s, "env": None if env is None else dict(env)}
         try:
             with self._lock:  # the reader thread answers only once the request is registered
                 self._waiting[request["id"]] = (answer, self._send(json.dumps(request)))
             result = answer.result(timeout=timeout_s + GRACE_S)  # the server enforces timeout_s
         except OSError as error:
-            raise JudgeStopped(f"the judging server could not be reached ({error})") from None
+            raise Stopped(f"the fork server could not be reached ({error})") from None
         except FutureTimeout:
-            raise JudgeStopped(f"no verdict after {timeout_s:g} s") from None
+            raise Stopped(f"no result after {timeout_s:g} s") from None
         finally:
             with self._lock:
                 self._waiting.pop(request["id"], None)
         if "stopped" in result:
-            raise JudgeStopped(result["stopped"])
-        return result["verdicts"]
+            raise Stopped(result["stopped"])
+        return result["result"]
 
-    def _send(self, line: str) -> subprocess.Popen:
+    def _send(self, line: str) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "ftcourse.forkjudge", *self.preload], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                [sys.executable, "-m", "ftcourse.grading.forkserver", *self.preload],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True)
             atexit.register(_stop, self._process)
             threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        assert self._process.stdin is not None
         self._process.stdin.write(line + "\n")
         self._process.stdin.flush()
         return self._process
 
-    def _read(self, process: subprocess.Popen) -> None:
+    def _read(self, process: subprocess.Popen[str]) -> None:
         """Hand each answer to the thread waiting for it; when the server ends, fail the rest."""
+        assert process.stdout is not None
         for line in process.stdout:
             answer = json.loads(line)
             with self._lock:
@@ -92,13 +97,10 @@ class Server:
             stranded = [f for f, owner in self._waiting.values()
                         if owner is process and not f.done()]
         for future in stranded:
-            future.set_result({"stopped": f"the judging server stopped ({process.returncode})"})
+            future.set_result({"stopped": f"the fork server stopped ({process.returncode})"})
 
 
-SERVER = Server()
-
-
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen[str]) -> None:
     """Close the server's stdin: it exits when its children are done."""
     if process.poll() is None and process.stdin is not None:
         process.stdin.close()
@@ -109,9 +111,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _child(request: dict[str, Any], sender: Connection, inherited: tuple[int, ...]) -> None:
     """In the fork: the server's pipes closed, the request's environment, no console output,
-    then the verdicts."""
-    from ftcourse.verdicts import verdicts_of
-
+    then the call."""
+    module, _, name = request["function"].partition(":")
+    function = getattr(importlib.import_module(module), name)
     for fd in inherited:
         os.close(fd)
     quiet = os.open(os.devnull, os.O_WRONLY)
@@ -120,16 +122,14 @@ def _child(request: dict[str, Any], sender: Connection, inherited: tuple[int, ..
     if request["env"] is not None:
         os.environ.clear()
         os.environ.update(request["env"])
-    verdicts = verdicts_of(*request["task"])
-    for verdict in verdicts.values():
-        verdict[1] = verdict[1][:MAX_REASON_CHARS]
-    sender.send_bytes(json.dumps(verdicts).encode())
+    sender.send_bytes(json.dumps({"result": function(*request["args"])}).encode())
 
 
 class _Running:
     """A child at work: its process, the end of its pipe, its deadline and what it sent."""
 
-    def __init__(self, request: dict, context: BaseContext, inherited: tuple[int, ...]) -> None:
+    def __init__(self, request: dict[str, Any], context: Any,
+                 inherited: tuple[int, ...]) -> None:
         self.id, self.timeout_s = request["id"], request["timeout_s"]
         self.receiver, sender = context.Pipe(duplex=False)
         self.listening = True
@@ -139,15 +139,15 @@ class _Running:
         self.sentinel = self.process.sentinel
         sender.close()
         self.deadline = time.monotonic() + self.timeout_s
-        self.verdicts: dict | None = None
+        self.sent: dict[str, Any] | None = None
 
     def receive(self) -> None:
-        """Take the verdicts the child sent (nothing if it closed its pipe without them)."""
+        """Take the result the child sent (nothing if it closed its pipe without one)."""
         self.listening = False
         with contextlib.suppress(EOFError, OSError, ValueError):
-            self.verdicts = json.loads(self.receiver.recv_bytes())
+            self.sent = json.loads(self.receiver.recv_bytes())
 
-    def answer(self, over: bool) -> dict:
+    def answer(self, over: bool) -> dict[str, Any]:
         if over:
             self.process.kill()
         self.process.join()
@@ -156,8 +156,8 @@ class _Running:
         self.receiver.close()
         exitcode = self.process.exitcode
         self.process.close()  # a long batch must not run out of file descriptors
-        if self.verdicts is not None:
-            return {"id": self.id, "verdicts": self.verdicts}
+        if self.sent is not None:
+            return {"id": self.id, "result": self.sent["result"]}
         why = (f"over {self.timeout_s:g} s" if over
                else f"the process stopped with exit code {exitcode}")
         return {"id": self.id, "stopped": why}
@@ -172,7 +172,7 @@ def serve(preload: Sequence[str], requests: int = 0, answers: int = 1) -> None:
     running: list[_Running] = []
     pending, reading = b"", True
     while reading or running:
-        watched = [requests] if reading else []
+        watched: list[Any] = [requests] if reading else []
         watched += [r.receiver for r in running if r.listening]
         ready = set(wait(watched + [r.sentinel for r in running], timeout=1.0))
         if requests in ready:

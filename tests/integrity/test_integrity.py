@@ -2,8 +2,9 @@
 
 Threat model. A student controls every byte of the notebook they hand in, and nbgrader runs that
 notebook's code in the same kernel as the tests that grade it. The corpus
-(``tests/hostile_cases.py``: attacks on the checks are built from problem set 02, attacks on the
-grading machinery from a mini assignment without TensorFlow) covers a student who:
+(``tests/integrity/hostile_cases.py``: attacks on the checks are built from problem set 02,
+attacks on the grading machinery from a mini assignment without TensorFlow) covers a student
+who:
 
 - edits what nbgrader reads: test cells replaced by ``pass`` or deleted, ``points`` raised to 100,
   ``grade_id`` renamed;
@@ -51,10 +52,12 @@ from hostile_cases import (
     write_mini_assignment,
 )
 
-from ftcourse import autograde, grading
-from ftcourse.submissions import read_parts
+from ftcourse.grading import engine
+from ftcourse.grading.course import read_parts
+from ftcourse.grading.engine import grade_submissions, prepare_template
+from ftcourse.grading.options import GradingOptions
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Each cell's time limit: ps02's first cell imports TensorFlow while the other test process
 # keeps the cores busy; the mini assignment's cells take milliseconds (its limit is what the
 # endless loops of its corpus wait for).
@@ -63,9 +66,8 @@ NOTEBOOK_TIMEOUT_S = 90
 
 
 def engine_uses_sandbox() -> bool:
-    """Whether the grading engine starts its kernels through ``ftcourse.sandbox``."""
-    source = inspect.getsource(grading) + inspect.getsource(autograde)
-    return "write_kernelspec" in source
+    """Whether the grading engine starts its kernels through ``ftcourse.grading.sandbox``."""
+    return "write_kernelspec" in inspect.getsource(engine)
 
 
 SANDBOXED = engine_uses_sandbox()
@@ -117,7 +119,7 @@ def make_mini_course(course: Path) -> Path:
     """A course holding the mini assignment, its trusted checks and its nbgrader release."""
     write_mini_assignment(course)
     shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
-    release = grading.prepare_template(course, MINI, course / "generated" / MINI)
+    release = prepare_template(course, MINI, course / "generated" / MINI)
     (course / "exercises" / MINI).mkdir(parents=True)
     shutil.copy(release / "exercises" / MINI / f"{MINI}.ipynb", course / "exercises" / MINI)
     shutil.rmtree(course / "generated")
@@ -153,9 +155,10 @@ def batch(kits: dict[str, Kit], base: Path):
     started = time.monotonic()
     try:
         for name, kit in kits.items():
-            grading.grade_submissions(folders[name], name, kit.course, base / "out" / name,
-                                      workers=2, timeout=NOTEBOOK_TIMEOUT_S,
-                                      cell_timeout=CELL_TIMEOUT_S[name])
+            options = GradingOptions(output=base / "out" / name, workers=2,
+                                     timeout=NOTEBOOK_TIMEOUT_S,
+                                     cell_timeout=CELL_TIMEOUT_S[name])
+            grade_submissions(folders[name], kit.course, options, assignment=name)
     finally:
         tempfile.tempdir = saved
     seconds = time.monotonic() - started
@@ -197,7 +200,7 @@ REFERENCES = {target.reference for target in TARGETS.values()}
 def test_hostile_case_scores_no_more_than_its_honest_parts(batch: Batch, kits: dict[str, Kit],
                                                          case: Case) -> None:
     if case.memory and not SANDBOXED:
-        pytest.skip("the engine does not run kernels in ftcourse.sandbox yet: a memory attack "
+        pytest.skip("the engine does not run kernels in ftcourse.grading.sandbox: a memory attack "
                     "would meet no limit on this shared machine")
     assert case.name in batch.rows, f"no row for {case.name} in grades.csv"
     row = batch.rows[case.name]

@@ -9,7 +9,7 @@ Two layouts are recognised:
 
 Notebooks are matched to assignments by file name (the names in ``solutions/<assignment>/``).
 Every input shows up in the result, with a status when it cannot be graded, so that nothing is
-lost. Introduced in the instructor's guide (README, "For instructors").
+lost. See the README, "For instructors".
 """
 
 from __future__ import annotations
@@ -20,33 +20,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftcourse.autograde import SOURCE_DIRECTORY
 from ftcourse.errors import CourseError
+from ftcourse.grading.course import SOURCE_DIRECTORY, Assignment
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 MAX_ZIP_BYTES = 200 * 2**20
 _SKIPPED_NAMES = ("__MACOSX", ".ipynb_checkpoints")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One autograded part of an assignment: its nbgrader ``grade_id`` and points."""
-
-    grade_id: str
-    points: float
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """An assignment in ``solutions/``: its notebooks (by name, in order) and graded parts."""
-
-    name: str
-    notebooks: tuple[str, ...]
-    parts: tuple[Part, ...]
-
-    @property
-    def max_score(self) -> float:
-        return sum(part.points for part in self.parts)
 
 
 @dataclass
@@ -67,36 +46,6 @@ class Submission:
     def fail(self, status: str, reason: str) -> None:
         if not self.status:
             self.status, self.reason = status, reason
-
-
-def find_assignments(course_dir: Path) -> dict[str, Assignment]:
-    """Every assignment in ``course_dir/solutions``, with its notebooks and graded parts."""
-    source = Path(course_dir) / SOURCE_DIRECTORY
-    if not source.is_dir():
-        raise CourseError(f"No {SOURCE_DIRECTORY}/ folder in {course_dir}: run the command from "
-                          "the course's root folder or pass --course-dir.")
-    assignments = {}
-    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
-        notebooks = sorted(folder.glob("*.ipynb"))
-        if notebooks:
-            parts = tuple(part for nb in notebooks for part in read_parts(nb))
-            assignments[folder.name] = Assignment(folder.name, tuple(nb.stem for nb in notebooks),
-                                                  parts)
-    if not assignments:
-        raise CourseError(f"No assignments in {source}: expected "
-                          f"{SOURCE_DIRECTORY}/<assignment>/<notebook>.ipynb.")
-    return assignments
-
-
-def read_parts(notebook: Path) -> list[Part]:
-    """The graded cells of an nbgrader source notebook, in order."""
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    parts = []
-    for cell in cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade"):
-            parts.append(Part(meta["grade_id"], float(meta.get("points", 0))))
-    return parts
 
 
 def check_notebook(path: Path) -> str:
@@ -227,8 +176,8 @@ def _collect_flat(folder: Path, assignments: dict[str, Assignment], unpack_dir: 
                                         reason=f"cannot unpack the zip file ({error})"))
                 continue
             matched = [nb for nb in notebooks if nb.stem in owner]
-            for notebook in matched:
-                add(student, notebook.stem, notebook, path.name)
+            for unpacked in matched:
+                add(student, unpacked.stem, unpacked, path.name)
             if not matched:
                 names = ", ".join(nb.name for nb in notebooks) or "no notebooks"
                 loose.append(Submission(student, unknown, path.name, status="missing",

@@ -5,7 +5,12 @@ change what the tests see. Here the kernel only *hands over* each part's result 
 ``.keras`` model, a ``.npy`` array, a JSON value) into an artifact folder; a separate process that
 never runs student code loads them (``safe_mode=True``, ``allow_pickle=False``) and runs the
 instructor's checks from ``solutions/<assignment>/trusted_checks.py``. That file defines ``PARTS``,
-a list of :class:`TrustedPart`, and is never released to students.
+a list of :class:`TrustedPart` (with :class:`Probe` for calls of the student's functions), imports
+them from :mod:`ftcourse.grading`, and is never released to students.
+
+The engine appends the hand-over cell (:func:`export_source`) to each submitted notebook and
+calls :func:`judge` afterwards; :mod:`ftcourse.grading.feedback` drops the cell again before
+the student sees the graded notebook.
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ftcourse import autograde, forkjudge
+from ftcourse.grading import forkserver
 
-ARTIFACT_SUFFIX = {"model": ".keras", "array": ".npy", "json": ".json"}
+Kind = Literal["model", "array", "json"]
+ARTIFACT_SUFFIX: dict[str, str] = {"model": ".keras", "array": ".npy", "json": ".json"}
 MAX_ARTIFACT_BYTES = 200 * 2**20
-TRUSTED_CHECKS_FILE = "trusted_checks.py"
-HANDOVER_MARK = autograde.HANDOVER_MARK
+MAX_REASON_CHARS = 2000
+HANDOVER_MARK = "# Hand each graded part's result over as plain data (added by the grader)."
+# Imported once by the judging server before it forks (the checks' own imports, if any).
+JUDGE_PRELOAD = ("keras", "ftcourse.checks")
+SERVER = forkserver.Server(preload=JUDGE_PRELOAD)
 
 
 @dataclass(frozen=True)
@@ -38,22 +47,46 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A call of the student's code on inputs the notebook never saw, made by the hand-over
+    cell in the student's kernel; its result is handed over as ``kind``.
+
+    ``expression`` is evaluated in the kernel after the ``setup`` statements; both see the
+    kernel's variables (the student's functions, ``keras``, ``ftcourse``) and may name values
+    drawn by the part's ``draw`` as ``{name}`` (filled with their ``repr``; write a literal
+    brace as ``{{``). Names that ``setup`` binds are private to the probe::
+
+        Probe("model", "model", setup=("model = keras.Sequential([keras.Input((4,)), "
+                                       "keras.layers.Dense({units})])",
+                                       "compile_classifier(model, {learning_rate})"))
+    """
+
+    kind: Kind
+    expression: str
+    setup: tuple[str, ...] = ()
+
+    def filled(self, drawn: Mapping[str, Any]) -> tuple[list[str], str]:
+        """The setup statements and the expression with the drawn values filled in."""
+        values = {key: repr(value) for key, value in drawn.items()}
+        return [line.format(**values) for line in self.setup], self.expression.format(**values)
+
+
+@dataclass(frozen=True)
 class TrustedPart:
     """One graded part: which kernel variables to hand over, and the check to run on them.
 
     ``exports`` maps a variable name to its kind: ``"model"``, ``"array"`` or ``"json"``.
     ``check`` receives the loaded values by name and raises ``AssertionError`` when wrong.
 
-    ``probes`` calls the student's functions on inputs the notebook never sees: each maps an
-    export name to ``(kind, expression)``, where the expression may name values from ``draw``
-    as ``{name}`` (filled with their ``repr``). ``draw(rng)`` picks those values afresh for
-    each submission; the check finds them in ``values["drawn"]``.
+    ``probes`` maps an export name to a :class:`Probe`, a call of the student's functions on
+    inputs the notebook never sees. ``draw(rng)`` picks those inputs afresh for each
+    submission (plain JSON values); the check finds them in ``values["drawn"]``.
     """
 
     grade_id: str
-    exports: Mapping[str, str]
+    exports: Mapping[str, Kind]
     check: Callable[[dict[str, Any]], None]
-    probes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    probes: Mapping[str, Probe] = field(default_factory=dict)
     draw: Callable[[random.Random], dict[str, Any]] | None = None
 
 
@@ -65,13 +98,13 @@ def draw_values(parts: Sequence[TrustedPart], rng: random.Random | None = None
 
 
 def probe_calls(parts: Sequence[TrustedPart], drawn: Mapping[str, Mapping[str, Any]]
-                ) -> list[tuple[str, str, str]]:
-    """``(export name, kind, expression)`` of every probe, with the drawn values filled in."""
-    calls = []
+                ) -> list[tuple[str, str, list[str], str]]:
+    """``(export name, kind, setup, expression)`` of every probe, drawn values filled in."""
+    calls: list[tuple[str, str, list[str], str]] = []
     for part in parts:
-        values = {key: repr(value) for key, value in drawn.get(part.grade_id, {}).items()}
-        for name, (kind, expression) in part.probes.items():
-            calls.append((name, kind, expression.format(**values)))
+        for name, probe in part.probes.items():
+            setup, expression = probe.filled(drawn.get(part.grade_id, {}))
+            calls.append((name, probe.kind, setup, expression))
     return calls
 
 
@@ -91,11 +124,16 @@ def export_source(parts: Sequence[TrustedPart], artifact_dir: Path,
         "    import numpy",
         "    folder = pathlib.Path(folder)",
         "    folder.mkdir(parents=True, exist_ok=True)",
-        "    calls = [(name, kind, None) for name, kind in exports] + list(probes)",
-        "    for name, kind, expression in calls:",
+        "    calls = [(name, kind, None, None) for name, kind in exports] + list(probes)",
+        "    for name, kind, setup, expression in calls:",
         "        try:",
-        "            value = globals()[name] if expression is None else"
-        " eval(expression, globals())",
+        "            if expression is None:",
+        "                value = globals()[name]",
+        "            else:",
+        "                scope = dict(globals())",
+        "                for statement in setup:",
+        "                    exec(statement, scope)",
+        "                value = eval(expression, scope)",
         "            if kind == 'model':",
         "                value.save(folder / (name + '.keras'))",
         "            elif kind == 'array':",
@@ -139,7 +177,7 @@ def judge_part(part: TrustedPart, artifact_dir: Path,
     """
     loaded = {} if loaded is None else loaded
     try:
-        wanted = {**part.exports, **{name: kind for name, (kind, _) in part.probes.items()}}
+        wanted = {**part.exports, **{name: probe.kind for name, probe in part.probes.items()}}
         values = {}
         for name, kind in wanted.items():
             if (name, kind) not in loaded:
@@ -174,28 +212,29 @@ def judge(checks_file: Path, artifact_dir: Path, timeout_s: float = 300,
 
     ``drawn`` holds the probe inputs given to :func:`export_source` (see :func:`draw_values`);
     ``env`` is that process's environment (default: this one's). Where the platform can fork,
-    the process is forked from a server that imported Keras once (:mod:`ftcourse.forkjudge`);
-    elsewhere it is started afresh.
+    the process is forked from a server that imported Keras once
+    (:mod:`ftcourse.grading.forkserver`); elsewhere it is started afresh.
     """
     task = (str(checks_file), str(artifact_dir), dict(drawn or {}),
             None if only is None else sorted(only))
     try:
         if hasattr(os, "fork"):
-            results = forkjudge.SERVER.judge(task, env, timeout_s)
+            results = SERVER.call(f"{__name__}:verdicts_of", task, env, timeout_s)
         else:
             results = _judge_in_subprocess(task, env, timeout_s)
-    except forkjudge.JudgeStopped as error:
+    except forkserver.Stopped as error:
         reason = f"the trusted checks did not finish ({error})"
         # Load the instructor's checks here (Keras, in the grader) only when ``only`` is absent.
-        ids = task[3] if only is not None else [p.grade_id for p in load_trusted_parts(checks_file)]
+        ids = (task[3] if task[3] is not None
+               else [p.grade_id for p in load_trusted_parts(checks_file)])
         return {grade_id: Verdict(0.0, reason) for grade_id in ids}
     return {grade_id: Verdict(*value) for grade_id, value in results.items()}
 
 
-def _judge_in_subprocess(task: tuple, env: Mapping[str, str] | None,
-                         timeout_s: float) -> dict[str, list]:
+def _judge_in_subprocess(task: tuple[str, str, dict[str, Any], list[str] | None],
+                         env: Mapping[str, str] | None, timeout_s: float) -> dict[str, list[Any]]:
     checks_file, artifact_dir, drawn, only = task
-    command = [sys.executable, "-m", "ftcourse.verdicts", checks_file, artifact_dir,
+    command = [sys.executable, "-m", "ftcourse.grading.verdicts", checks_file, artifact_dir,
                json.dumps(drawn)]
     if only is not None:
         command.append(json.dumps(only))
@@ -204,22 +243,24 @@ def _judge_in_subprocess(task: tuple, env: Mapping[str, str] | None,
                               check=False, env=None if env is None else dict(env))
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as error:
-        raise forkjudge.JudgeStopped(type(error).__name__) from None
+        raise forkserver.Stopped(type(error).__name__) from None
 
 
 def verdicts_of(checks_file: str, artifact_dir: str, drawn: Mapping[str, Any],
-                only: Iterable[str] | None = None) -> dict[str, list]:
+                only: Iterable[str] | None = None) -> dict[str, list[Any]]:
     """``{grade_id: [fraction, reason]}`` for every part, or the grade_ids in ``only``."""
     wanted = None if only is None else set(only)
     loaded: dict[tuple[str, str], Any] = {}
-    return {part.grade_id: list(astuple(judge_part(part, Path(artifact_dir),
-                                                   drawn.get(part.grade_id), loaded)))
-            for part in load_trusted_parts(Path(checks_file))
-            if wanted is None or part.grade_id in wanted}
+    found = {}
+    for part in load_trusted_parts(Path(checks_file)):
+        if wanted is None or part.grade_id in wanted:
+            verdict = judge_part(part, Path(artifact_dir), drawn.get(part.grade_id), loaded)
+            found[part.grade_id] = [verdict.fraction, verdict.reason[:MAX_REASON_CHARS]]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftcourse.verdicts CHECKS_FILE ARTIFACT_DIR [DRAWN_JSON [ONLY_JSON]]``:
+    """``python -m ftcourse.grading.verdicts CHECKS_FILE ARTIFACT_DIR [DRAWN_JSON [ONLY_JSON]]``:
     print the verdicts (of the grade_ids listed in ONLY_JSON, else of every part)."""
     checks_file, artifact_dir, *rest = argv or sys.argv[1:]
     drawn = json.loads(rest[0]) if rest else {}

@@ -5,7 +5,7 @@ one of two assignments:
 
 - problem set 02 (:data:`ASSIGNMENT`), for attacks on what its checks see: Keras, NumPy,
   ``ftcourse.checks`` and the kernel's view of the tests;
-- a mini assignment (:data:`MINI`) written by :func:`write_mini_assignment`, which imports no
+- a mini assignment (:data:`MINI`, ``tests/courses/mini``), which imports no
   TensorFlow, for attacks on the grading machinery itself (edited metadata, stolen solutions,
   endless loops, exits, crashes, floods, memory, writes outside the submission). It has trusted
   checks too, so both layers of defence face these attacks, at a fifth of the time per kernel.
@@ -20,17 +20,18 @@ attack never damages the repository or another process's files on this machine.
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell
-from nbgrader_cells import nbgrader_meta, source_notebook
+from nbformat.v4 import new_code_cell
 
 ASSIGNMENT = "ps02_frozen_mobilenetv2"
 MINI = "mini"
+MINI_COURSE = Path(__file__).resolve().parents[1] / "courses" / MINI
 MARKER = "ftcourse-integrity"
 PROBE = "integrity_probe_tamper_course"
 SETUP = "setup"
@@ -157,52 +158,6 @@ class Kit:
 # --- The mini assignment (no TensorFlow) -------------------------------------------------------
 
 
-MINI_CELLS = [
-    ("setup", "import math\n\nradius = 2.0", {}),
-    ("part_a_area", "def circle_area(radius):\n    ### BEGIN SOLUTION\n"
-                    "    return math.pi * radius ** 2\n    ### END SOLUTION", {"solution": True}),
-    ("", "area = circle_area(radius)\narea", None),
-    ("test_part_a_area", '"""Check circle_area."""\n'
-                         "assert math.isclose(area, 4 * math.pi), area\n"
-                         "### BEGIN HIDDEN TESTS\n"
-                         "assert math.isclose(circle_area(3.0), 9 * math.pi)\n"
-                         "### END HIDDEN TESTS", {"points": 2}),
-    ("part_b_mean", "def mean(values):\n    ### BEGIN SOLUTION\n"
-                    "    return sum(values) / len(values)\n    ### END SOLUTION",
-     {"solution": True}),
-    ("test_part_b_mean", '"""Check mean."""\nassert mean([1, 2, 3]) == 2\n'
-                         "### BEGIN HIDDEN TESTS\nassert mean([2.5]) == 2.5\n"
-                         "### END HIDDEN TESTS", {"points": 2}),
-]
-
-MINI_TRUSTED_CHECKS = '''"""Trusted checks of the mini assignment: plain data, no TensorFlow."""
-
-import math
-
-from ftcourse.verdicts import TrustedPart
-
-
-def draw_radius(rng):
-    return {"radius": rng.choice([0.5, 1.5, 4.0])}
-
-
-def check_area(values):
-    radius = values["drawn"]["radius"]
-    assert math.isclose(values["area_probe"], math.pi * radius ** 2), "circle_area is wrong"
-
-
-def check_mean(values):
-    assert math.isclose(values["mean_probe"], 2.75), "mean is wrong"
-
-
-PARTS = [
-    TrustedPart("test_part_a_area", {}, check_area,
-                probes={"area_probe": ("json", "circle_area({radius})")}, draw=draw_radius),
-    TrustedPart("test_part_b_mean", {}, check_mean,
-                probes={"mean_probe": ("json", "mean([1.0, 4.5, 2.75])")}),
-]
-'''
-
 MINI_TARGET = Target(
     MINI, ("part_a_area",), "honest_mini",
     {"part_a_area": "def circle_area(radius):\n    return 2 * math.pi * radius",
@@ -211,15 +166,10 @@ MINI_TARGET = Target(
 
 
 def write_mini_assignment(course: Path) -> Path:
-    """The mini assignment's source notebook and trusted checks in ``course/solutions/``."""
+    """The mini assignment's source notebook and trusted checks (``tests/courses/mini``) in
+    ``course/solutions/``."""
     folder = course / "solutions" / MINI
-    folder.mkdir(parents=True)
-    cells = [new_markdown_cell("# Mini assignment")]
-    for grade_id, source, meta in MINI_CELLS:
-        metadata = {} if meta is None else nbgrader_meta(grade_id, **meta)
-        cells.append(new_code_cell(source, metadata=metadata))
-    nbformat.write(source_notebook(cells), folder / f"{MINI}.ipynb")
-    (folder / "trusted_checks.py").write_text(MINI_TRUSTED_CHECKS)
+    shutil.copytree(MINI_COURSE / "solutions" / MINI, folder)
     return folder
 
 

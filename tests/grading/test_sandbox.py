@@ -16,7 +16,8 @@ import nbformat
 import pytest
 
 from ftcourse.errors import CourseError
-from ftcourse.sandbox import SandboxLimits, isolation_available, write_kernelspec
+from ftcourse.grading import sandbox
+from ftcourse.grading.sandbox import SandboxLimits, isolation_available, write_kernelspec
 
 NEEDS_ISOLATION = "isolation unavailable here (not root, or unshare not permitted)"
 
@@ -294,3 +295,18 @@ def test_nbgrader_autograde_uses_the_sandboxed_kernel(tmp_path: Path) -> None:
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission("ps1", "alice")
         assert (submission.score, submission.max_score) == (1, 1)
+
+
+def test_the_outbox_must_be_fresh_and_outside_scratch(tmp_path: Path) -> None:
+    scratch, outbox = tmp_path / "scratch", tmp_path / "outbox"
+    scratch.mkdir()
+    outbox.mkdir()
+    env = sandbox.write_kernelspec(tmp_path / "spec", scratch, [], outbox=outbox, isolate=True)
+    spec = (tmp_path / "spec" / "kernels" / "python3" / "kernel.json").read_text()
+    assert env["JUPYTER_PATH"].startswith(str(tmp_path / "spec")) and str(outbox) in spec
+    assert sandbox.kernel_outbox(scratch, outbox, True) == scratch / sandbox.OUTBOX
+    (outbox / "old.json").write_text("1")
+    with pytest.raises(CourseError, match="empty folder"):
+        sandbox.write_kernelspec(tmp_path / "spec", scratch, [], outbox=outbox)
+    with pytest.raises(CourseError, match="inside scratch"):
+        sandbox.write_kernelspec(tmp_path / "spec", scratch, [], outbox=scratch)

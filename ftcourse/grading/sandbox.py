@@ -2,8 +2,8 @@
 
 nbgrader runs a submission's tests inside the student's own kernel, so the kernel is where a
 hostile notebook acts. :func:`write_kernelspec` writes a ``python3`` kernelspec whose launcher
-(``python -m ftcourse.sandbox``) confines that kernel before ``ipykernel`` starts; the grading
-engine only sets the environment variables it returns.
+(``python -m ftcourse.grading.sandbox``) confines that kernel before ``ipykernel`` starts; the
+grading engine only sets the environment variables it returns.
 
 Threat model. With isolation (the launcher runs as root and may create a mount namespace; see
 :func:`isolation_available`), the kernel runs as ``nobody`` (uid and gid 65534, no supplementary
@@ -33,7 +33,7 @@ runs under the grader's own user with the resource limits and the clean environm
 :func:`isolation_available` reports which case applies and the launcher never claims more: if
 the kernelspec asks for isolation and any step fails, the kernel exits before it starts.
 
-Introduced in the grading guide.
+See the README, "Grading integrity".
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class SandboxLimits:
     libraries; set it to ``None`` on a GPU, where CUDA reserves far more address space than it
     uses. ``scratch_mb`` sizes the kernel's writable tmpfs (isolated kernels only).
     ``processes`` caps processes plus threads of all sandboxed kernels together (they share
-    the ``nobody`` user). Introduced in the grading guide.
+    the ``nobody`` user).
     """
 
     memory_mb: int | None = 4096
@@ -115,7 +115,7 @@ def isolation_available() -> bool:
     """Whether kernels can run isolated here: root, ``unshare`` and mounts in a namespace.
 
     The check mounts a tmpfs inside a throwaway mount namespace, so it fails wherever the
-    launcher would. Introduced in the grading guide.
+    launcher would.
     """
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return False
@@ -154,8 +154,7 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
     ``outbox`` is an existing empty host folder the kernel may write to, the one place whose
     files outlive an isolated kernel (the grader collects results there): the launcher hands
     it to ``nobody`` and binds it at :func:`kernel_outbox`. Give each kernel a fresh one inside
-    a folder only root can enter, never one shared between submissions. Introduced in the
-    grading guide.
+    a folder only root can enter, never one shared between submissions.
     """
     limits = limits or SandboxLimits()
     scratch = Path(scratch).absolute()
@@ -171,7 +170,7 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
     if isolate is None:
         isolate = isolation_available()
     # -I: the launcher starts as root in the submission's folder; never import from there.
-    argv = [sys.executable, "-I", "-m", "ftcourse.sandbox", "--scratch", str(scratch),
+    argv = [sys.executable, "-I", "-m", "ftcourse.grading.sandbox", "--scratch", str(scratch),
             "--limits", json.dumps(dataclasses.asdict(limits))]
     for path in hidden:
         argv += ["--hide", str(path)]
@@ -201,18 +200,17 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
 
 
 def kernel_outbox(scratch: Path, outbox: Path, isolated: bool) -> Path:
-    """The path at which a kernel started by :func:`write_kernelspec` writes to its outbox.
-
-    Introduced in the grading guide.
-    """
+    """The path at which a kernel started by :func:`write_kernelspec` writes to its outbox."""
     return Path(scratch).absolute() / OUTBOX if isolated else Path(outbox).absolute()
 
 
 # --- The launcher: runs as the kernel process, then becomes ipykernel. ---
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Confine this process, then replace it with ``ipykernel`` (``python -m ftcourse.sandbox``)."""
-    parser = argparse.ArgumentParser(prog="python -m ftcourse.sandbox", allow_abbrev=False)
+    """Confine this process, then replace it with ``ipykernel``
+    (``python -m ftcourse.grading.sandbox``)."""
+    parser = argparse.ArgumentParser(prog="python -m ftcourse.grading.sandbox",
+                                     allow_abbrev=False)
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--keras-cache", type=Path)
@@ -240,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _drop_privileges()
     except Exception as error:
         mode = "isolation" if args.isolate else "sandbox setup"
-        print(f"ftcourse.sandbox: {mode} failed, kernel not started: {error}", file=sys.stderr)
+        print(f"ftcourse.grading.sandbox: {mode} failed, kernel not started: {error}",
+              file=sys.stderr)
         sys.exit(1)
     command = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file),
                *kernel_args]
@@ -369,8 +368,8 @@ def _chown_tree(root: Path) -> None:
 
 def _needed_paths(scratch: Path, hide: list[Path]) -> list[Path]:
     """Folders the kernel must reach: Python, its packages, this course package, scratch."""
-    candidates = [sys.base_prefix, sys.prefix, Path(sys.executable).parent,
-                  Path(__file__).resolve().parent.parent, *sys.path[1:]]
+    candidates: list[str | Path] = [sys.base_prefix, sys.prefix, Path(sys.executable).parent,
+                  Path(__file__).resolve().parents[2], *sys.path[1:]]
     paths = {Path(os.path.realpath(p)) for p in candidates if p and os.path.isdir(p)}
     paths = {p for p in paths if not any(_is_under(p, hidden) for hidden in hide)}
     return _outermost([*paths, scratch])

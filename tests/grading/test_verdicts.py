@@ -9,7 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from ftcourse.verdicts import (
+from ftcourse.grading import verdicts
+from ftcourse.grading.course import TRUSTED_CHECKS_FILE, read_parts
+from ftcourse.grading.verdicts import (
     TrustedPart,
     Verdict,
     export_source,
@@ -20,7 +22,7 @@ from ftcourse.verdicts import (
 
 CHECKS = textwrap.dedent('''
     import numpy as np
-    from ftcourse.verdicts import TrustedPart
+    from ftcourse.grading.verdicts import TrustedPart
 
     def check_model(values):
         model = values["model"]
@@ -43,7 +45,7 @@ def tiny_model() -> keras.Model:
 
 
 def _export(folder: Path, namespace: dict, checks_file: Path) -> None:
-    from ftcourse.verdicts import load_trusted_parts
+    from ftcourse.grading.verdicts import load_trusted_parts
 
     exec(export_source(load_trusted_parts(checks_file), folder), namespace)
 
@@ -104,7 +106,7 @@ def test_only_the_listed_parts_are_judged_and_each_value_is_loaded_once(
         tmp_path, tiny_model, checks_file, monkeypatch, capsys):
     import json
 
-    from ftcourse import verdicts
+    from ftcourse.grading import verdicts
 
     artifacts = tmp_path / "artifacts"
     _export(artifacts, {"model": tiny_model, "best_rate": 0.01, "curve": [0.1]}, checks_file)
@@ -123,3 +125,39 @@ def test_only_the_listed_parts_are_judged_and_each_value_is_loaded_once(
     for _ in range(2):
         assert judge_part(twice, artifacts, loaded=loaded).fraction == 1.0
     assert loads.count("model") == 1
+
+
+REPO = Path(__file__).resolve().parents[2]
+CHECKED = sorted(p.parent.name for p in (REPO / "solutions").glob("*/trusted_checks.py"))
+
+
+@pytest.mark.skipif(not CHECKED, reason="no assignments in solutions/ yet")
+def test_every_assignment_has_trusted_checks_for_each_part() -> None:
+    assert sorted(p.parent.name for p in (REPO / "solutions").glob("*/*.ipynb")) == CHECKED
+    for name in CHECKED:
+        folder = REPO / "solutions" / name
+        parts = verdicts.load_trusted_parts(folder / TRUSTED_CHECKS_FILE)
+        notebook = next(folder.glob("*.ipynb"))
+        assert [p.grade_id for p in parts] == [p.grade_id for p in read_parts(notebook)]
+
+
+def test_probes_draw_fresh_values_into_the_handover_cell(tmp_path: Path) -> None:
+    part = verdicts.TrustedPart("p", {"x": "json"}, lambda values: None,
+                                probes={"y": verdicts.Probe("json", "twice({n})")},
+                                draw=lambda rng: {"n": rng.randint(0, 10**9)})
+    first, second = verdicts.draw_values([part]), verdicts.draw_values([part])
+    assert first != second
+    namespace = {"x": 3, "twice": lambda n: 2 * n}
+    exec(verdicts.export_source([part], tmp_path, first), namespace)
+    assert (tmp_path / "y.json").read_text() == str(2 * first["p"]["n"])
+
+
+def test_a_probe_runs_its_setup_in_a_scope_of_its_own(tmp_path: Path) -> None:
+    probe = verdicts.Probe("json", "[box, double(box[0])]",
+                           setup=("box = [{n}]", "box.append(double({n}))"))
+    part = TrustedPart("p", {}, lambda values: None, probes={"y": probe},
+                       draw=lambda rng: {"n": 4})
+    namespace = {"double": lambda n: 2 * n}
+    exec(export_source([part], tmp_path, verdicts.draw_values([part])), namespace)
+    assert (tmp_path / "y.json").read_text() == "[[4, 8], 8]"
+    assert "box" not in namespace
