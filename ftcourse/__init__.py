@@ -16,7 +16,7 @@ _EXPORTS = {
     "errors": ("CourseError", "DownloadError"),
     "models": ("ARCHITECTURES", "Architecture", "HeadSpec", "TrainableReport", "build_base",
                "build_head", "build_model", "freeze_base", "get_architecture", "get_base",
-               "trainable_report", "unfreeze_top"),
+               "keras_weights", "trainable_report", "unfreeze_top"),
     "plots": ("image_grid", "plot_confusion_matrix", "plot_freeze_map", "plot_history",
               "plot_lr_sweep", "plot_misclassified"),
     "training": ("compile_model", "extract_features", "fine_tune", "lr_sweep", "train",
