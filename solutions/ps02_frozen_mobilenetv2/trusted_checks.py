@@ -66,7 +66,8 @@ COMPILE_PROBE = ("model", "(__ftcourse_m := keras.Sequential([keras.Input((4,)),
 PARTS = [
     TrustedPart("test_part_a_frozen_head", {"model": "model"}, check_frozen_head,
                 probes={"frozen_probe": ("model", "build_frozen_classifier({num_classes}, "
-                                                  "{image_size}, {weights})")},
+                                                  "{image_size}, ftcourse.keras_weights("
+                                                  "'mobilenet_v2', {image_size}, {weights}))")},
                 draw=draw_classes),
     TrustedPart("test_part_a_preprocessing", {"model": "model"}, check_preprocessing),
     TrustedPart("test_part_b_binary_model", {"binary_model": "model"}, check_binary_model),
