@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the names a type checker sees; at run time they load on fir
     from ftcourse.models import freeze_base as freeze_base
     from ftcourse.models import get_architecture as get_architecture
     from ftcourse.models import get_base as get_base
+    from ftcourse.models import keras_weights as keras_weights
     from ftcourse.models import trainable_report as trainable_report
     from ftcourse.models import unfreeze_top as unfreeze_top
     from ftcourse.plots import image_grid as image_grid
@@ -53,14 +54,14 @@ _EXPORTS = {
     "errors": ("CourseError", "DownloadError"),
     "models": ("ARCHITECTURES", "Architecture", "HeadSpec", "TrainableReport", "build_base",
                "build_head", "build_model", "freeze_base", "get_architecture", "get_base",
-               "trainable_report", "unfreeze_top"),
+               "keras_weights", "trainable_report", "unfreeze_top"),
     "plots": ("image_grid", "plot_confusion_matrix", "plot_freeze_map", "plot_history",
               "plot_lr_sweep", "plot_misclassified"),
     "training": ("compile_model", "extract_features", "fine_tune", "lr_sweep", "train",
                  "train_head_on_features"),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = frozenset({*_EXPORTS, "checks", "cli", "grading"})
+_SUBMODULES = frozenset({*_EXPORTS, "checks", "cli", "grading", "pretrain"})
 
 __all__ = sorted(_HOME)
 

@@ -1,6 +1,6 @@
 """Pre-trained architectures, the model a lesson fine-tunes, and freezing its layers.
 
-Introduced in lesson 02; ResNet50 and VGG16 in lesson 03; heads in lesson 04;
+Introduced in lesson 02; ResNet50, VGG16 and InceptionV3 in lesson 03; heads in lesson 04;
 unfreezing in lesson 05.
 """
 
@@ -44,6 +44,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "resnet50": Architecture("resnet50", keras.applications.ResNet50, "resnet50", 32, 224, None),
     "vgg16": Architecture("vgg16", keras.applications.VGG16, "vgg16", 32, 224, None),
+    # No ci pre-trained base: its minimum size (75) is above the ci image size (32).
+    "inception_v3": Architecture(
+        "inception_v3", keras.applications.InceptionV3, "inception_v3", 75, 299, None,
+    ),
 }
 
 
@@ -106,6 +110,24 @@ def get_architecture(name: str) -> Architecture:
     return ARCHITECTURES[name]
 
 
+def keras_weights(arch: str, image_size: int, weights: str | None) -> str | None:
+    """What ``keras.applications`` accepts as ``weights``: ``"imagenet"``, ``None`` or a file.
+
+    The profile's ``"digits0-4"`` becomes the path of the cached `ci` base of ``arch``
+    (pre-trained on the digits 0-4 the first time it is needed). Introduced in problem set 01.
+
+    >>> keras_weights("mobilenet_v2", 160, "imagenet")
+    'imagenet'
+    """
+    spec = get_architecture(arch)
+    _check_size(spec, image_size, weights)
+    if weights == SOURCE_WEIGHTS:
+        from ftcourse.pretrain import ensure_pretrained  # it builds bases with this module
+
+        return str(ensure_pretrained(arch, image_size))
+    return weights
+
+
 def build_base(arch: str, image_size: int, weights: str | None = "imagenet") -> keras.Model:
     """The architecture without its classifier (``include_top=False``), named ``base_model``.
 
@@ -114,11 +136,7 @@ def build_base(arch: str, image_size: int, weights: str | None = "imagenet") -> 
     Introduced in lesson 02.
     """
     spec = get_architecture(arch)
-    _check_size(spec, image_size, weights)
-    if weights == SOURCE_WEIGHTS:
-        from ftcourse.pretrain import ensure_pretrained  # it builds bases with this module
-
-        weights = str(ensure_pretrained(arch, image_size))
+    weights = keras_weights(arch, image_size, weights)
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise CourseError(f"Weights file {weights} does not exist; pass 'imagenet', "
                           f"{SOURCE_WEIGHTS!r}, None or a path to a .weights.h5 / .h5 file "

@@ -20,6 +20,7 @@ from ftcourse.models import (
     freeze_base,
     get_architecture,
     get_base,
+    keras_weights,
     trainable_report,
     unfreeze_top,
 )
@@ -58,9 +59,51 @@ def test_preprocess_functions_differ() -> None:
     assert outputs[0].min() >= -1.0 and outputs[0].max() <= 1.0  # mobilenet_v2: [-1, 1]
 
 
+def test_inception_v3_has_its_own_preprocessing_and_a_minimum_of_75() -> None:
+    spec = get_architecture("inception_v3")
+    assert spec.preprocess_input is keras.applications.inception_v3.preprocess_input
+    assert spec.preprocess_input is not keras.applications.mobilenet_v2.preprocess_input
+    assert (spec.min_size, spec.default_size, spec.weight_sizes) == (75, 299, None)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(spec.preprocess_input(x.copy())), x / 127.5 - 1,
+                               rtol=1e-5, atol=1e-5)  # the "tf" convention: -1..1
+
+
+def test_inception_v3_base_at_its_minimum_size() -> None:
+    base = build_base("inception_v3", 75, weights=None)
+    assert base.name == "base_model"
+    assert tuple(base.output.shape[1:]) == (1, 1, 2048)
+    model = build_model("inception_v3", 3, 75, weights=None)
+    assert model.predict(np.full((1, 75, 75, 3), 128.0, "float32"), verbose=0).shape == (1, 3)
+
+
+def test_inception_v3_refuses_the_ci_image_size(offline: list[str]) -> None:
+    with pytest.raises(CourseError, match=r"inception_v3 needs images of at least 75x75 pixels, "
+                                          r"got 32.*image_size=299"):
+        build_base("inception_v3", 32, weights="digits0-4")
+    with pytest.raises(CourseError, match="at least 75x75"):
+        keras_weights("inception_v3", 32, "digits0-4")
+
+
+def test_keras_weights_passes_imagenet_none_and_files_through(tmp_path: Path) -> None:
+    assert keras_weights("mobilenet_v2", 160, "imagenet") == "imagenet"
+    assert keras_weights("resnet50", SIZE, None) is None
+    assert keras_weights("vgg16", SIZE, str(tmp_path / "w.h5")) == str(tmp_path / "w.h5")
+
+
+def test_keras_weights_resolves_the_ci_base_to_a_file_keras_accepts() -> None:
+    from ftcourse.pretrain import weights_path
+
+    path = keras_weights("mobilenet_v2", SIZE, "digits0-4")
+    assert path == str(weights_path("mobilenet_v2", SIZE)) and Path(path).is_file()
+    base = keras.applications.MobileNetV2(include_top=False, weights=path,
+                                          input_shape=(SIZE, SIZE, 3))
+    assert len(base.layers) == len(build_base("mobilenet_v2", SIZE, "digits0-4").layers)
+
+
 def test_unknown_architecture_lists_the_known_ones() -> None:
-    with pytest.raises(CourseError, match=r"Unknown architecture 'resnet18'.*"
-                                          r"\['mobilenet_v2', 'resnet50', 'vgg16'\]"):
+    known = r"\['inception_v3', 'mobilenet_v2', 'resnet50', 'vgg16'\]"
+    with pytest.raises(CourseError, match=r"Unknown architecture 'resnet18'.*" + known):
         get_architecture("resnet18")
     with pytest.raises(CourseError, match="Unknown architecture"):
         build_model("resnet18", 3, SIZE, weights=None)

@@ -65,8 +65,10 @@ COMPILE_PROBE = Probe("model", "model", setup=(
 
 PARTS = [
     TrustedPart("test_part_a_frozen_head", {"model": "model"}, check_frozen_head,
-                probes={"frozen_probe": Probe("model", "build_frozen_classifier("
-                                                       "{num_classes}, {image_size}, {weights})")},
+                probes={"frozen_probe": Probe("model", "build_frozen_classifier({num_classes}, "
+                                                       "{image_size}, "
+                                                       "ftcourse.keras_weights('mobilenet_v2', "
+                                                       "{image_size}, {weights}))")},
                 draw=draw_classes),
     TrustedPart("test_part_a_preprocessing", {"model": "model"}, check_preprocessing),
     TrustedPart("test_part_b_binary_model", {"binary_model": "model"}, check_binary_model),

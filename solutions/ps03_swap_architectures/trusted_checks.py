@@ -70,7 +70,9 @@ PARTS = [
     TrustedPart("test_part_b_resnet50_classifier", {"model": "model"},
                 check_resnet50_classifier,
                 probes={"resnet_probe": Probe("model", "build_resnet50_classifier("
-                                                       "{num_classes}, {image_size}, {weights})")},
+                                                       "{num_classes}, {image_size}, "
+                                                       "ftcourse.keras_weights('resnet50', "
+                                                       "{image_size}, {weights}))")},
                 draw=draw_classes),
     TrustedPart("test_part_c_with_preprocessing",
                 {"fixed_model": "model", "broken_model": "model"}, check_with_preprocessing,
