@@ -14,9 +14,8 @@ BASE_TRAINABLE = 2189760  # MobileNetV2 without BatchNormalization's gamma and b
 
 
 # A new frozen MobileNetV2 base in the kernel, as __ftcourse_b (drawn sizes filled in later).
-FRESH_BASE = ("(__ftcourse_b := keras.applications.MobileNetV2(include_top=False, "
-              "weights={weights}, input_shape=({image_size}, {image_size}, 3)), "
-              "setattr(__ftcourse_b, 'trainable', False))")
+FRESH_BASE = ("(__ftcourse_b := ftcourse.build_base('mobilenet_v2', {image_size}, "
+              "weights={weights}), setattr(__ftcourse_b, 'trainable', False))")
 
 
 def draw_head(rng):
