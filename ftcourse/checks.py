@@ -215,6 +215,33 @@ def check_learning_rate(model: keras.Model, expected: float) -> None:
                              f"with keras.optimizers.Adam(learning_rate={expected:g}).")
 
 
+def check_compiled_after_trainable_change(model: keras.Model) -> None:
+    """No layer's ``trainable`` flag changed since the model was last compiled. Used in ps05.
+
+    Keras 3 records every layer's ``trainable`` flag when you compile (and the optimizer, once
+    built, knows only the variables that were trainable then): a layer unfrozen afterwards is
+    not trained, or trained at the old rate, until you compile again.
+    """
+    if not getattr(model, "compiled", False):
+        raise AssertionError("the model is not compiled: call model.compile(...) after "
+                             "changing trainable.")
+    changed = []
+    recorded = getattr(model, "_compiled_trainable_state", None)
+    if recorded is not None:
+        changed = [layer.name for layer in model._flatten_layers()
+                   if layer in recorded and recorded[layer] != layer.trainable]
+    optimizer = getattr(model, "optimizer", None)
+    if not changed and optimizer is not None and getattr(optimizer, "built", False):
+        known = {id(variable) for variable in getattr(optimizer, "_trainable_variables", [])}
+        changed = [variable.path for variable in model.trainable_variables
+                   if id(variable) not in known]
+    if changed:
+        raise AssertionError(f"{len(changed)} layers changed trainable since the model was "
+                             f"compiled (first: {changed[0]!r}), so Keras would not train them "
+                             "as you expect: call model.compile(...) again after changing "
+                             "trainable.")
+
+
 def check_loss_matches_output(model: keras.Model) -> None:
     """The compiled loss gives the cross-entropy of what the model outputs. Used in ps02, ps04.
 

@@ -19,6 +19,12 @@ from ftcourse.models import get_base
 FROZEN, TRAINABLE, BATCHNORM = "#9db4c0", "#e07a5f", "#3d405b"
 
 
+def _epoch_axis(ax) -> None:
+    """Whole-number epoch ticks on x, plain numbers (no "1e-5+2.302" offset) on y."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+
+
 def image_grid(images: np.ndarray, labels: Sequence[int] | np.ndarray,
                class_names: Sequence[str], predictions: Sequence[int] | np.ndarray | None = None,
                columns: int = 5) -> Figure:
@@ -61,7 +67,7 @@ def plot_history(history: keras.callbacks.History, fine_tune_start: int | None =
         if start:
             ax.axvline(start + 0.5, color="gray", linestyle=":", label="fine-tuning starts")
         ax.set(xlabel="epoch", title=metric)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_axis(ax)
         ax.legend()
     fig.tight_layout()
     return fig
@@ -79,11 +85,12 @@ def plot_lr_sweep(results: Mapping[float, keras.callbacks.History],
         values = history.history[metric]
         curves.plot(np.arange(1, len(values) + 1), values, label=f"lr={rate:g}")
     curves.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
-    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axis(curves)
     curves.legend(fontsize=8)
     rates = sorted(results)
     summary.semilogx(rates, [results[r].history[metric][-1] for r in rates], "o-")
     summary.set(xlabel="learning rate", ylabel=f"final {metric}", title="final value by rate")
+    summary.ticklabel_format(axis="y", style="plain", useOffset=False)
     fig.tight_layout()
     return fig
 
@@ -124,13 +131,16 @@ def plot_misclassified(images: np.ndarray, y_true: Sequence[int], y_pred: Sequen
 def plot_freeze_map(model: keras.Model) -> Figure:
     """The base's layers from input (left) to output (right): frozen, trainable, BatchNorm.
 
-    A BatchNormalization layer is drawn dark whatever its flag: in this course the base is
-    called with ``training=False``, so its statistics never update. Introduced in lesson 02.
+    A frozen BatchNormalization layer is drawn dark: in Keras 3 a BatchNormalization layer with
+    ``trainable = False`` runs in inference mode, even inside ``fit``, so its statistics stay
+    fixed. A trainable one is drawn like any trainable layer (its statistics would update).
+    Introduced in lesson 02.
     """
     base = get_base(model)
     layers = [layer for layer in base.layers if layer.weights]
-    colors = [BATCHNORM if isinstance(layer, keras.layers.BatchNormalization)
-              else TRAINABLE if layer.trainable and base.trainable else FROZEN
+    colors = [TRAINABLE if layer.trainable and base.trainable
+              else BATCHNORM if isinstance(layer, keras.layers.BatchNormalization)
+              else FROZEN
               for layer in layers]
     fig = Figure(figsize=(10, 2.4))
     ax = fig.add_subplot()
@@ -139,7 +149,8 @@ def plot_freeze_map(model: keras.Model) -> Figure:
            title=f"{base.name}: which layers train")
     ax.legend(handles=[Patch(color=FROZEN, label="frozen"),
                        Patch(color=TRAINABLE, label="trainable"),
-                       Patch(color=BATCHNORM, label="BatchNorm (inference mode)")],
+                       Patch(color=BATCHNORM,
+                             label="frozen BatchNorm (trainable=False: inference mode)")],
               loc="lower center", bbox_to_anchor=(0.5, 1.15), ncol=3, frameon=False)
     fig.tight_layout()
     return fig

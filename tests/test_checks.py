@@ -272,3 +272,30 @@ def test_check_feature_extractor() -> None:
         checks.check_feature_extractor(tiny_model(), SIZE)
     with pytest.raises(AssertionError, match="not a Keras model"):
         checks.check_feature_extractor("mobilenet", SIZE)
+
+
+def test_check_compiled_after_trainable_change() -> None:
+    model = ftcourse.build_model("mobilenet_v2", 3, 32, weights=None)
+    with pytest.raises(AssertionError, match="not compiled"):
+        checks.check_compiled_after_trainable_change(model)
+    ftcourse.compile_model(model, 1e-3)
+    checks.check_compiled_after_trainable_change(model)
+    ftcourse.unfreeze_top(model, 10)  # compiled, then unfrozen: the missing recompile
+    with pytest.raises(AssertionError, match=r"call model.compile\(...\) again"):
+        checks.check_compiled_after_trainable_change(model)
+    ftcourse.compile_model(model, 1e-5)  # unfrozen, then recompiled
+    checks.check_compiled_after_trainable_change(model)
+
+
+def test_check_compiled_after_trainable_change_after_a_fit() -> None:
+    """After a fit the optimizer is built too: the unfrozen variables are unknown to it."""
+    model = ftcourse.build_model("mobilenet_v2", 3, 32, weights=None)
+    ftcourse.compile_model(model, 1e-3)
+    x, y = np.zeros((4, 32, 32, 3), "float32"), np.array([0, 1, 2, 0])
+    model.fit(x, y, epochs=1, verbose=0)
+    ftcourse.unfreeze_top(model, 10)
+    model._compiled_trainable_state = None  # only the optimizer's variables are left to tell
+    with pytest.raises(AssertionError, match="changed trainable"):
+        checks.check_compiled_after_trainable_change(model)
+    ftcourse.compile_model(model, 1e-5)
+    checks.check_compiled_after_trainable_change(model)

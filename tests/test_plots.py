@@ -124,3 +124,28 @@ def test_plot_freeze_map_counts_each_kind_of_layer() -> None:
     assert colors.count(FROZEN) == len(with_weights) - sum(is_bn) - len(changed)
     not_bn = [color for color in colors if color != BATCHNORM]
     assert not_bn[-1] == TRAINABLE and not_bn[0] == FROZEN  # the top trains, the input doesn't
+
+
+def test_plot_freeze_map_says_what_keeps_batchnorm_fixed() -> None:
+    model = build_model("mobilenet_v2", 3, 32, weights=None)
+    labels = [text.get_text() for text in plot_freeze_map(model).axes[0].get_legend().get_texts()]
+    assert not any("training=False" in label for label in labels)
+    assert any("trainable=False" in label for label in labels)
+    base = get_base(model)
+    base.trainable = True  # every layer trainable, BatchNorm included: its statistics would move
+    colors = _bar_colors(plot_freeze_map(model))
+    assert set(colors) == {TRAINABLE}
+
+
+@pytest.mark.parametrize("plot", ["history", "lr_sweep"])
+def test_epoch_ticks_are_whole_numbers_and_loss_has_no_offset(plot: str) -> None:
+    losses = [2.302585 + 1e-6 * i for i in range(7)]  # values that would get a "+2.302" offset
+    history = history_of(loss=losses, val_loss=losses, accuracy=[0.2] * 7, val_accuracy=[0.2] * 7)
+    fig = plot_history(history) if plot == "history" else plot_lr_sweep(
+        {1e-3: history, 1e-2: history}, metric="val_loss")
+    fig.canvas.draw()
+    for ax in fig.axes:
+        assert ax.yaxis.get_major_formatter().get_offset() == ""
+        if ax.get_xlabel() == "epoch":
+            ticks = [tick for tick in ax.get_xticks() if 1 <= tick <= 7]
+            assert ticks and all(float(tick).is_integer() for tick in ticks)

@@ -14,8 +14,8 @@ BASE_TRAINABLE = 2189760  # MobileNetV2 without BatchNormalization's gamma and b
 
 
 # A new frozen MobileNetV2 base, as the probe's ``base`` (drawn sizes filled in later).
-FRESH_BASE = ("base = keras.applications.MobileNetV2(include_top=False, weights={weights}, "
-              "input_shape=({image_size}, {image_size}, 3))", "base.trainable = False")
+FRESH_BASE = ("base = ftcourse.build_base('mobilenet_v2', {image_size}, weights={weights})",
+              "base.trainable = False")
 
 
 def draw_head(rng):
