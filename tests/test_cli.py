@@ -11,6 +11,7 @@ import pytest
 
 from ftcourse import cli
 from ftcourse.data import FLOWERS_SHA256
+from ftcourse.models import ARCHITECTURES
 
 
 def test_doctor_runs_and_shows_the_cache(tmp_path: Path) -> None:
@@ -70,12 +71,12 @@ def test_fetch_weights_offline(keras_home: Path, offline: list[str],
     assert cli.main(["fetch", "--only", "weights"]) == 1
     assert time.perf_counter() - start < 60
     captured = capsys.readouterr()
-    for name in ("mobilenet_v2", "resnet50", "vgg16"):
+    for name in ARCHITECTURES:
         assert f"Fetching ImageNet weights for {name}" in captured.out
         assert f"failed: Could not download the ImageNet weights of {name}" in captured.err
-    assert captured.err.count("ftcourse fetch") == 3
-    assert "3 download(s) failed" in captured.out
-    assert len(offline) == 3
+    assert captured.err.count("ftcourse fetch") == len(ARCHITECTURES)
+    assert f"{len(ARCHITECTURES)} download(s) failed" in captured.out
+    assert len(offline) == len(ARCHITECTURES)
 
 
 def test_fetch_weights_uses_a_size_mobilenet_has(keras_home: Path, offline: list[str],

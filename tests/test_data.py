@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_flowers_archive, make_image_folder, write_image
+from image_files import build_flowers_archive, make_image_folder, write_image
 
 import ftcourse.data as data_module
 from ftcourse.data import ImageData, fetch_flowers, load_dataset, scan_image_folder
