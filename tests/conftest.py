@@ -35,6 +35,23 @@ def ci_bases() -> None:
 
 
 @pytest.fixture
+def eager() -> Iterator[None]:
+    """TensorFlow functions run eagerly during the test.
+
+    Tracing the training step of a fresh MobileNetV2 costs 20-40 s of CPU here, and a test that
+    trains a few steps to check a helper's bookkeeping pays it for nothing. Tests that use this
+    fixture check results that do not depend on graph mode; graph mode, what students run, is
+    what every lesson and graded notebook of the suite runs in, and the tests about compiled
+    training functions (a missing recompile, the fast path, the benchmarks) keep it.
+    """
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
 def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty Keras cache for this test: ``$KERAS_HOME`` and Keras's own copy of it.
 

@@ -69,6 +69,7 @@ def test_inception_v3_has_its_own_preprocessing_and_a_minimum_of_75() -> None:
                                rtol=1e-5, atol=1e-5)  # the "tf" convention: -1..1
 
 
+@pytest.mark.usefixtures("eager")
 def test_inception_v3_base_at_its_minimum_size() -> None:
     base = build_base("inception_v3", 75, weights=None)
     assert base.name == "base_model"
@@ -130,6 +131,7 @@ def test_missing_weights_file(tmp_path: Path) -> None:
         build_base("mobilenet_v2", SIZE, weights=str(tmp_path / "nothing.weights.h5"))
 
 
+@pytest.mark.usefixtures("eager")
 def test_weights_from_a_file_are_loaded(tmp_path: Path) -> None:
     first = build_base("mobilenet_v2", SIZE, weights=None)
     path = tmp_path / "base.weights.h5"
@@ -195,6 +197,7 @@ def _batchnorm_stats(base: keras.Model) -> list[np.ndarray]:
             for w in (layer.moving_mean, layer.moving_variance)]
 
 
+@pytest.mark.usefixtures("eager")
 def test_batchnorm_statistics_stay_fixed_after_unfreeze_top() -> None:
     """The unfrozen top trains; BatchNorm moving statistics of the base never move (the top 30
     layers hold several BatchNorm layers; unfreezing all would only slow the test)."""
@@ -212,6 +215,7 @@ def test_batchnorm_statistics_stay_fixed_after_unfreeze_top() -> None:
                for before, now in zip(weights, base.trainable_weights, strict=True))
 
 
+@pytest.mark.usefixtures("eager")
 def test_the_base_predicts_in_inference_mode() -> None:
     """Outside fit, the base's BatchNorm uses its moving statistics (same output every call)."""
     model = fresh_model()
@@ -222,6 +226,7 @@ def test_the_base_predicts_in_inference_mode() -> None:
     np.testing.assert_allclose(model(x[:1]), model(x)[:1], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures("eager")
 def test_keras_file_round_trip_with_safe_mode(model: keras.Model, tmp_path: Path) -> None:
     path = tmp_path / "model.keras"
     model.save(path)

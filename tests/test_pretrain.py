@@ -48,7 +48,7 @@ def test_a_changed_recipe_gets_its_own_file(keras_home: Path) -> None:
 
 
 def test_pretraining_is_cached(keras_home: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+                               capsys: pytest.CaptureFixture[str], eager: None) -> None:
     path = pretrain.ensure_pretrained("mobilenet_v2", 32, TINY)
     assert path.is_file() and "Pre-training" in capsys.readouterr().out
     assert path.stat().st_mode & 0o444 == 0o444  # grading kernels (another user) read it

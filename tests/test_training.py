@@ -111,6 +111,7 @@ def test_train_needs_a_compiled_model(digits: ImageData) -> None:
         train(small_model(), digits, epochs=1)
 
 
+@pytest.mark.usefixtures("eager")
 def test_train_returns_the_history(digits: ImageData) -> None:
     model = compile_model(small_model())
     history = train(model, digits, epochs=2, verbose=0)
@@ -120,6 +121,7 @@ def test_train_returns_the_history(digits: ImageData) -> None:
     assert all(np.isfinite(history.history["loss"]))
 
 
+@pytest.mark.usefixtures("eager")
 def test_fine_tune_joins_both_phases(digits: ImageData, capsys: pytest.CaptureFixture[str]
                                      ) -> None:
     model = small_model()

@@ -12,7 +12,8 @@ one of two assignments:
 
 Notebooks start from the released exercise; ``solved`` solution cells get the instructor's code
 (the honest part of a case), the target's ``wrong`` answers run but are wrong, and the hostile
-code is added in cells of the student's own. Attacks that write files act only on paths that
+code, kept as real Python files in ``tests/integrity/cases/`` (see its README), is added in
+cells of the student's own. Attacks that write files act only on paths that
 contain :data:`MARKER` (the test's own folders) or create new probe files, so that a successful
 attack never damages the repository or another process's files on this machine.
 """
@@ -20,6 +21,7 @@ attack never damages the repository or another process's files on this machine.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -36,59 +38,30 @@ MARKER = "ftcourse-integrity"
 PROBE = "integrity_probe_tamper_course"
 SETUP = "setup"
 
-# Runnable but wrong answers: no MobileNetV2 base, a relu head, a plain SGD/MSE compile.
-WRONG = {
-    "part_a_build_model": (
-        "def build_frozen_classifier(num_classes, image_size, weights):\n"
-        "    inputs = keras.Input((image_size, image_size, 3))\n"
-        "    x = keras.layers.GlobalAveragePooling2D()(inputs)\n"
-        "    return keras.Model(inputs, keras.layers.Dense(num_classes, activation='relu')(x))"),
-    "part_b_binary_model": (
-        "def build_binary_classifier(image_size, weights):\n"
-        "    inputs = keras.Input((image_size, image_size, 3))\n"
-        "    x = keras.layers.GlobalAveragePooling2D()(inputs)\n"
-        "    return keras.Model(inputs, keras.layers.Dense(3, activation='relu')(x))"),
-    "part_c_compile": (
-        "def compile_classifier(model, learning_rate):\n"
-        "    model.compile(optimizer='sgd', loss='mse')\n"
-        "    return model"),
-}
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+# Names the cells of cases/ may use, set on the cell's first lines.
+CONSTANTS = {"MARKER": MARKER, "PROBE": PROBE, "ASSIGNMENTS": (ASSIGNMENT, MINI)}
 
-# An object that equals, exceeds and undercuts everything, and answers any call with itself.
-YES = '''
-class Yes:
-    def __eq__(self, other): return True
-    def __ne__(self, other): return False
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__
-    def __bool__(self): return True
-    def __hash__(self): return 0
-    def __iter__(self): return iter((Yes(), Yes()))
-    def __getattr__(self, name): return lambda *a, **k: Yes()
-    def __call__(self, *a, **k): return Yes()
-    def __add__(self, other): return Yes()
-    __radd__ = __mul__ = __rmul__ = __sub__ = __rsub__ = __truediv__ = __add__
-    def __float__(self): return 0.0
-    def __int__(self): return 0
-    def __index__(self): return 0
-    def __format__(self, spec): return "ok"
-'''
 
-PATCH_CHECKS = YES + '''
-import ftcourse.checks
-for _name in dir(ftcourse.checks):
-    if callable(getattr(ftcourse.checks, _name)) and not _name.startswith("_"):
-        setattr(ftcourse.checks, _name, lambda *a, **k: Yes())
-'''
+def attack(*names: str, **values: object) -> str:
+    """The source of one cell: the files ``cases/<name>.py`` in order, after the constants
+    (:data:`CONSTANTS` and ``values``) that they name."""
+    sources = [(CASES_DIR / f"{name}.py").read_text(encoding="utf-8") for name in names]
+    text = "\n".join(sources)
+    given = {**CONSTANTS, **values}
+    header = [f"{name} = {value!r}" for name, value in given.items()
+              if re.search(rf"\b{name}\b", text)]
+    return "\n".join([*header, text])
 
-# Walk up from the kernel's folder to the test's own folder (never past it, never elsewhere).
-OWN_FOLDER = f'''
-import pathlib
-def own_folder():
-    for folder in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]:
-        if folder.name.startswith({MARKER!r}):
-            return folder
-    return None
-'''
+
+def cells(name: str) -> dict[str, str]:
+    """The solution cells of ``cases/<name>.py``, by the grade_id of each ``# %%`` line."""
+    text = (CASES_DIR / f"{name}.py").read_text(encoding="utf-8")
+    found = {}
+    for block in re.split(r"^# %% ", text, flags=re.MULTILINE)[1:]:
+        grade_id, _, source = block.partition("\n")
+        found[grade_id.strip()] = source.strip()
+    return found
 
 
 @dataclass(frozen=True)
@@ -104,7 +77,8 @@ class Target:
     loop_header: str
 
 
-PS02 = Target(ASSIGNMENT, ("part_a_build_model",), "honest", WRONG, "part_a_build_model",
+PS02 = Target(ASSIGNMENT, ("part_a_build_model",), "honest", cells("wrong_ps02"),
+              "part_a_build_model",
               "def build_frozen_classifier(num_classes, image_size, weights):")
 
 
@@ -159,10 +133,8 @@ class Kit:
 
 
 MINI_TARGET = Target(
-    MINI, ("part_a_area",), "honest_mini",
-    {"part_a_area": "def circle_area(radius):\n    return 2 * math.pi * radius",
-     "part_b_mean": "def mean(values):\n    return sum(values)"},
-    "part_a_area", "def circle_area(radius):")
+    MINI, ("part_a_area",), "honest_mini", cells("wrong_mini"), "part_a_area",
+    "def circle_area(radius):")
 
 
 def write_mini_assignment(course: Path) -> Path:
@@ -227,306 +199,69 @@ def test_cells_deleted(folder: Path, kit: Kit) -> None:
     kit.save(folder, "test_cells_deleted", nb)
 
 
-def patch_builtins(folder: Path, kit: Kit) -> None:
-    # Lie only to the checks (a kernel whose own isinstance lies stops answering).
-    source = ("import builtins, sys\n"
-              "_real_isinstance = builtins.isinstance\n"
-              "def _lying_isinstance(obj, cls):\n"
-              "    caller = sys._getframe(1).f_globals.get('__name__', '')\n"
-              "    return caller.startswith('ftcourse') or _real_isinstance(obj, cls)\n"
-              "builtins.isinstance = _lying_isinstance\n"
-              "builtins.AssertionError = type('AssertionError', (Warning,), {})")
-    kit.save(folder, "patch_builtins", after(kit.notebook(), SETUP, source))
-
-
-def patch_math_numpy(folder: Path, kit: Kit) -> None:
-    source = ("import math\nimport numpy\n"
-              "math.isclose = lambda *a, **k: True\n"
-              "numpy.isclose = lambda *a, **k: True\n"
-              "numpy.allclose = lambda *a, **k: True\n"
-              "numpy.array_equal = lambda *a, **k: True\n"
-              "numpy.testing.assert_allclose = lambda *a, **k: None")
-    kit.save(folder, "patch_math_numpy", after(kit.notebook(), SETUP, source))
-
-
-def patch_keras(folder: Path, kit: Kit) -> None:
-    source = YES + ("keras.Model.count_params = lambda self: Yes()\n"
-                    "keras.Layer.count_params = lambda self: Yes()\n"
-                    "keras.Model.trainable_weights = property(lambda self: [])\n"
-                    "keras.Model.compile = lambda self, *a, **k: None")
-    kit.save(folder, "patch_keras", after(kit.notebook(), SETUP, source))
-
-
-def patch_ftcourse(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "patch_ftcourse", after(kit.notebook(), SETUP, PATCH_CHECKS))
+def added(name: str, *pieces: str, **values: object) -> Callable[[Path, Kit], None]:
+    """A case that adds one cell after the setup cell: ``cases/<piece>.py`` for each piece
+    (default: the case's own file)."""
+    def write(folder: Path, kit: Kit) -> None:
+        kit.save(folder, name, after(kit.notebook(), SETUP, attack(*(pieces or (name,)),
+                                                                   **values)))
+    write.__name__ = name
+    return write
 
 
 def always_equal(folder: Path, kit: Kit) -> None:
-    nb = after(kit.notebook(), SETUP, YES)
+    nb = after(kit.notebook(), SETUP, attack("yes"))
     model_cell = next(i for i, c in enumerate(nb.cells) if c.source.startswith("model = "))
-    after(nb, "", "num_classes = Yes()", index=model_cell + 1)
+    after(nb, "", attack("always_equal"), index=model_cell + 1)
     kit.save(folder, "always_equal", nb)
 
 
-FAKE_MODEL = YES + '''
-class FakeModel:
-    """Looks like a compiled keras.Model with a frozen base and the right counts."""
-    __class__ = property(lambda self: keras.Model)
-    def __init__(self, units):
-        self.units, self.name, self.layers = units, "model", []
-        self.trainable_weights, self.non_trainable_weights, self.weights = [], [], []
-        self.inputs = [keras.KerasTensor((None, cfg.image_size, cfg.image_size, 3))]
-        self.outputs = [keras.KerasTensor((None, units))]
-        self.input_shape = (None, cfg.image_size, cfg.image_size, 3)
-        self.output_shape = (None, units)
-        self.loss, self.optimizer, self.trainable = Yes(), Yes(), True
-    def __eq__(self, other): return True
-    def __hash__(self): return 0
-    def __call__(self, x, *a, **k):
-        return np.full((len(x), self.units), 1.0 / self.units, "float32")
-    predict = __call__
-    def count_params(self): return Yes()
-    def compile(self, *a, **k): pass
-'''
-
-
 def fake_model(folder: Path, kit: Kit) -> None:
-    nb = kit.notebook(
-        part_a_build_model="def build_frozen_classifier(num_classes, image_size, weights):\n"
-                           "    return FakeModel(num_classes)",
-        part_b_binary_model="def build_binary_classifier(image_size, weights):\n"
-                            "    return FakeModel(1)",
-        part_c_compile="def compile_classifier(model, learning_rate):\n    return model")
-    kit.save(folder, "fake_model", after(nb, SETUP, FAKE_MODEL))
-
-
-def input_transformer(folder: Path, kit: Kit) -> None:
-    source = ("def _blank(lines):\n"
-              "    text = ''.join(lines)\n"
-              "    return [] if ('assert' in text or 'checks.' in text) else lines\n"
-              "get_ipython().input_transformers_post.append(_blank)")
-    kit.save(folder, "input_transformer", after(kit.notebook(), SETUP, source))
-
-
-SETTRACE = YES + '''
-import sys, linecache
-_shell_ns = get_ipython().user_ns
-_real_checks = checks
-
-def _global_trace(frame, event, arg):
-    return _line_trace if frame.f_globals is _shell_ns and frame.f_back is not None else None
-
-def _line_trace(frame, event, arg):
-    if event != "line":
-        return _line_trace
-    lines = linecache.getlines(frame.f_code.co_filename) or _shell_ns["In"][-1].splitlines(True)
-    text = lines[frame.f_lineno - 1] if frame.f_lineno <= len(lines) else ""
-    _shell_ns["checks"] = _real_checks
-    if "assert" in text or "checks." in text:
-        for target in range(frame.f_lineno + 1, len(lines) + 1):
-            try:
-                frame.f_lineno = target  # skip the check
-                return _line_trace
-            except ValueError:
-                continue
-        _shell_ns["checks"] = Yes()  # the last line: make it harmless instead
-    return _line_trace
-
-sys.settrace(_global_trace)
-'''
-
-
-def settrace(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "settrace", after(kit.notebook(), SETUP, SETTRACE))
-
-
-def silence_tracebacks(folder: Path, kit: Kit) -> None:
-    source = ("_shell = get_ipython()\n"
-              "_shell.showtraceback = lambda *a, **k: None\n"
-              "_shell.set_custom_exc((BaseException,), lambda *a, **k: [])")
-    kit.save(folder, "silence_tracebacks", after(kit.notebook(), SETUP, source))
-
-
-STEAL = '''
-import json, pathlib, sqlite3
-
-def _solution_cells():
-    roots = [pathlib.Path.cwd(), *pathlib.Path.cwd().parents][:8]
-    try:
-        import ftcourse
-        roots.append(pathlib.Path(ftcourse.__file__).resolve().parents[1])
-    except Exception:
-        pass
-    for root in roots:
-        # Every gradebook the grader made lies in a folder above the kernel's, or below the
-        # test's own folder (a search of the whole disk finds no more, in minutes).
-        books = sorted(root.glob("gradebook.db"))
-        if root.name.startswith(MARKER):
-            books += sorted(root.glob("**/gradebook.db"))
-        for path in sorted(root.glob("solutions/*/*.ipynb")) + books:
-            try:
-                if path.suffix == ".db":  # the gradebook holds the hidden tests, not solutions
-                    sqlite3.connect(path).execute("SELECT source FROM source_cell").fetchall()
-                    continue
-                cells = json.loads(path.read_text())["cells"]
-            except Exception:
-                continue
-            found = {}
-            for cell in cells:
-                meta = cell.get("metadata", {}).get("nbgrader", {})
-                source = "".join(cell["source"])
-                if meta.get("solution") and "BEGIN SOLUTION" in source:
-                    found[meta["grade_id"]] = source
-            if TARGET_PART in found:
-                return found
-    return {}
-
-STOLEN = _solution_cells()
-print(f"found {len(STOLEN)} solutions")
-'''
+    nb = kit.notebook(**cells("fake_model_answers"))
+    kit.save(folder, "fake_model", after(nb, SETUP, attack("yes", "fake_model")))
 
 
 def steal_solutions(folder: Path, kit: Kit) -> None:
     sources = {grade_id: f"exec(STOLEN.get({grade_id!r}, 'raise NotImplementedError()'))"
                for grade_id in kit.target.wrong}
-    steal = f"TARGET_PART, MARKER = {kit.target.honest[0]!r}, {MARKER!r}\n" + STEAL
+    steal = attack("steal_solutions", TARGET_PART=kit.target.honest[0])
     kit.save(folder, "steal_solutions", after(kit.notebook(**sources), SETUP, steal))
 
 
-GRADEBOOK_DAEMON = OWN_FOLDER + '''
-import subprocess, sys
-DAEMON = """
-import pathlib, sqlite3, sys, time
-targets = [pathlib.Path(p) for p in sys.argv[1:]]
-end = time.time() + 100
-while time.time() < end and any(t.exists() for t in targets):
-    for target in targets:
-        try:
-            db = sqlite3.connect(target, timeout=0.2)
-            db.execute("UPDATE grade SET manual_score = 100, extra_credit = 100")
-            db.commit()
-            db.close()
-        except Exception:
-            pass
-    time.sleep(0.05)
-"""
-_here = pathlib.Path.cwd()
-_books = [str(p / "gradebook.db") for p in _here.parents if (p / "gradebook.db").is_file()]
-if own_folder() is not None:
-    subprocess.Popen([sys.executable, "-c", DAEMON, *_books], start_new_session=True,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-'''
-
-
-def gradebook_daemon(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "gradebook_daemon", after(kit.notebook(), SETUP, GRADEBOOK_DAEMON))
-
-
-def grading_detection(folder: Path, kit: Kit) -> None:
-    source = "import os\nif any(k.startswith('NBGRADER') for k in os.environ):\n" + "\n".join(
-        "    " + line for line in PATCH_CHECKS.strip().splitlines())
-    kit.save(folder, "grading_detection", after(kit.notebook(), SETUP, source))
-
-
-# The endless loops sleep instead of spinning: the grader stops them the same way (the cell and
-# notebook time limits), and they leave the CPU to the submissions graded beside them.
-ENDLESS = "import time\nwhile True:\n    time.sleep(0.1)"
-
-
-def loop_top_level(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "loop_top_level", after(kit.notebook(), SETUP, ENDLESS))
+def indented(source: str) -> str:
+    return "\n".join("    " + line for line in source.splitlines())
 
 
 def loop_in_function(folder: Path, kit: Kit) -> None:
-    body = "\n".join("    " + line for line in ENDLESS.splitlines())
+    body = indented(attack("endless"))
     nb = kit.notebook(**{kit.target.loop_part: f"{kit.target.loop_header}\n{body}"})
     kit.save(folder, "loop_in_function", nb)
 
 
-def os_exit(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "os_exit", after(kit.notebook(), SETUP, "import os\nos._exit(0)"))
-
-
-def sys_exit(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "sys_exit", after(kit.notebook(), SETUP, "import sys\nsys.exit()"))
-
-
 def raise_system_exit(folder: Path, kit: Kit) -> None:
-    source = YES + ("for _name in [n for n in dir(checks) if n.startswith('check_')]:\n"
-                    "    setattr(checks, _name, lambda *a, **k: (_ for _ in ()).throw(SystemExit))")
     nb = kit.notebook(**{kit.target.loop_part: f"{kit.target.loop_header}\n    raise SystemExit"})
-    kit.save(folder, "raise_system_exit", after(nb, SETUP, source))
+    kit.save(folder, "raise_system_exit", after(nb, SETUP, attack("raise_system_exit")))
 
 
-def kernel_crash(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "kernel_crash", after(kit.notebook(), SETUP,
-                                       "import ctypes\nctypes.string_at(0)"))
-
-
-def huge_output(folder: Path, kit: Kit) -> None:
-    source = "_line = 'x' * 2**20\nfor _ in range(200):\n    print(_line)"
-    kit.save(folder, "huge_output", after(kit.notebook(), SETUP, source))
-
-
-# Refuse to allocate unless a data limit of at most 8 GiB stands in the way (shared machine).
-MEMORY_GUARD = '''
-import resource
-_soft = resource.getrlimit(resource.RLIMIT_DATA)[0]
-if _soft == resource.RLIM_INFINITY or _soft > 8 * 2**30:
-    raise RuntimeError("no data limit on this kernel: not allocating")
-'''
-
-
-def memory_bytearray(folder: Path, kit: Kit) -> None:
-    source = MEMORY_GUARD + "x = bytearray(60 * 2**30)"
-    kit.save(folder, "memory_bytearray", after(kit.notebook(), SETUP, source))
-
-
-def memory_growing_list(folder: Path, kit: Kit) -> None:
-    source = MEMORY_GUARD + "chunks = []\nwhile True:\n    chunks.append(b'x' * 2**26)"
-    kit.save(folder, "memory_growing_list", after(kit.notebook(), SETUP, source))
-
-
-TAMPER_OTHERS = OWN_FOLDER + '''
-_own = own_folder()
-_me = [p for p in pathlib.Path.cwd().parents if (p / "gradebook.db").is_file()][:1]
-if _own is not None:
-    for _path in _own.rglob("*"):
-        if "honest" in str(_path) and _path.is_file() and not any(
-                m in _path.parents for m in _me):
-            try:
-                _path.write_text("tampered")
-                print("wrote", _path)
-            except OSError as error:
-                print("refused", _path, type(error).__name__)
-'''
-
-
-def tamper_others(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "tamper_others", after(kit.notebook(), SETUP, TAMPER_OTHERS))
-
-
-TAMPER_COURSE = f'''
-import pathlib, site, sys
-import ftcourse
-_package = pathlib.Path(ftcourse.__file__).resolve().parent
-_targets = [_package / "{PROBE}.py"]
-_targets += [_package.parent / folder / assignment / "{PROBE}.txt"
-             for folder in ("solutions", "exercises") for assignment in {(ASSIGNMENT, MINI)!r}]
-_targets += [pathlib.Path(p) / "{PROBE}.pth" for p in site.getsitepackages()]
-_targets += [p / "{PROBE}.txt" for p in pathlib.Path.cwd().parents
-             if (p / "gradebook.db").is_file() or (p / "solutions").is_dir()]
-for _target in _targets:
-    try:
-        _target.write_text("# {PROBE}\\n")
-        print("wrote", _target)
-    except OSError as error:
-        print("refused", _target, type(error).__name__)
-'''
-
-
-def tamper_course(folder: Path, kit: Kit) -> None:
-    kit.save(folder, "tamper_course", after(kit.notebook(), SETUP, TAMPER_COURSE))
+DAEMON = (CASES_DIR / "gradebook_daemon_process.py").read_text(encoding="utf-8")
+patch_builtins = added("patch_builtins")
+patch_math_numpy = added("patch_math_numpy")
+patch_keras = added("patch_keras", "yes", "patch_keras")
+patch_ftcourse = added("patch_ftcourse", "yes", "patch_checks")
+input_transformer = added("input_transformer")
+settrace = added("settrace", "yes", "settrace")
+silence_tracebacks = added("silence_tracebacks")
+gradebook_daemon = added("gradebook_daemon", "own_folder", "gradebook_daemon", DAEMON=DAEMON)
+grading_detection = added("grading_detection", "yes", "grading_detection")
+loop_top_level = added("loop_top_level", "endless")
+os_exit = added("os_exit")
+sys_exit = added("sys_exit")
+kernel_crash = added("kernel_crash")
+huge_output = added("huge_output")
+memory_bytearray = added("memory_bytearray", "memory_guard", "memory_bytearray")
+memory_growing_list = added("memory_growing_list", "memory_guard", "memory_growing_list")
+tamper_others = added("tamper_others", "own_folder", "tamper_others")
+tamper_course = added("tamper_course")
 
 
 def invalid_json(folder: Path, kit: Kit) -> None:

@@ -2,7 +2,8 @@
 
 Threat model. A student controls every byte of the notebook they hand in, and nbgrader runs that
 notebook's code in the same kernel as the tests that grade it. The corpus
-(``tests/integrity/hostile_cases.py``: attacks on the checks are built from problem set 02,
+(``tests/integrity/hostile_cases.py``, with the attacks' code in ``tests/integrity/cases/``:
+attacks on the checks are built from problem set 02,
 attacks on the grading machinery from a mini assignment without TensorFlow) covers a student
 who:
 
@@ -61,7 +62,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Each cell's time limit: ps02's first cell imports TensorFlow while the other test process
 # keeps the cores busy; the mini assignment's cells take milliseconds (its limit is what the
 # endless loops of its corpus wait for).
-CELL_TIMEOUT_S = {ASSIGNMENT: 20, MINI: 10}
+CELL_TIMEOUT_S = {ASSIGNMENT: 20, MINI: 5}
 NOTEBOOK_TIMEOUT_S = 90
 
 
