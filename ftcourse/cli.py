@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ftcourse.cache import keras_home
 from ftcourse.config import PROFILE_ENV, get_config
 from ftcourse.errors import CourseError
-from ftcourse.grading.options import JUDGE_TIMEOUT_S, NOTEBOOK_TIMEOUT_S, PROFILES, keras_cache
+from ftcourse.grading.options import JUDGE_TIMEOUT_S, NOTEBOOK_TIMEOUT_S, PROFILES
 from ftcourse.grading.sandbox import SandboxLimits
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def doctor(args: argparse.Namespace) -> int:
     from ftcourse.config import describe_devices
 
     cfg = get_config()
-    cache = keras_cache()
+    cache = keras_home()
     weights = sorted(p.name for p in (cache / "models").glob("*.h5")
                      if not p.name.startswith("ftcourse_"))
     ci_bases = sorted(p.name for p in (cache / "models").glob("ftcourse_*.weights.h5"))
@@ -174,7 +175,7 @@ def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     sandbox.add_argument("--scratch-mb", type=int, default=limits.scratch_mb,
                          help="size of an isolated kernel's writable scratch folder in MB "
                          "(default: %(default)s)")
-    sandbox.add_argument("--keras-cache", default=str(keras_cache()),
+    sandbox.add_argument("--keras-cache", default=str(keras_home()),
                          help="the Keras cache whose weights and datasets kernels may read "
                          "(default: $KERAS_HOME or ~/.keras, here %(default)s)")
     trusted = grade_parser.add_argument_group(

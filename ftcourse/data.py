@@ -5,7 +5,6 @@ Introduced in lesson 02 (``digits``, ``flowers``) and lesson 06 (``folder:PATH``
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from ftcourse.cache import keras_home
 from ftcourse.errors import OFFLINE_HINT, CourseError, DownloadError
 
 FLOWERS_URL = (
@@ -144,7 +144,7 @@ def fetch_flowers(
     origin, file_hash = origin or FLOWERS_URL, file_hash or FLOWERS_SHA256
     if cache_dir is not None:  # Keras would silently use /tmp/.keras for a missing folder
         Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
-    extracted = cache_root(cache_dir) / "datasets" / "flower_photos"
+    extracted = keras_home(cache_dir) / "datasets" / "flower_photos"
     if (extracted / "flower_photos").is_dir() and (extracted.parent / "flower_photos_archive"
                                                    ).is_file():
         return extracted / "flower_photos"  # already fetched: skip re-hashing and re-extracting
@@ -160,11 +160,6 @@ def fetch_flowers(
     root = Path(extracted)
     nested = root / "flower_photos"
     return nested if nested.is_dir() else root
-
-
-def cache_root(cache_dir: str | None = None) -> Path:
-    """The folder ``keras.utils.get_file`` caches into: ``cache_dir``, ``$KERAS_HOME``, ~/.keras."""
-    return Path(cache_dir or os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
 
 
 def scan_image_folder(folder: Path) -> FolderScan:

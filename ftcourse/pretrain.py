@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ftcourse.data import cache_root
+from ftcourse.cache import keras_home
 from ftcourse.errors import CourseError, DownloadError
 from ftcourse.models import SOURCE_WEIGHTS
 
@@ -64,7 +64,7 @@ def weights_path(arch: str, image_size: int, recipe: PretrainRecipe | None = Non
     """Where the pre-trained base of ``arch`` at ``image_size`` is cached."""
     tag = (recipe or get_recipe(arch)).tag
     name = f"ftcourse_{arch}_{image_size}_{SOURCE_WEIGHTS}_{tag}.weights.h5"
-    return cache_root() / "models" / name
+    return keras_home() / "models" / name
 
 
 def ensure_pretrained(arch: str, image_size: int, recipe: PretrainRecipe | None = None,
@@ -83,7 +83,7 @@ def ensure_pretrained(arch: str, image_size: int, recipe: PretrainRecipe | None 
     except OSError as error:
         raise DownloadError(
             f"The ci profile's pre-trained {arch} base ({path.name}) is not in the Keras cache "
-            f"{cache_root()}, and the cache cannot be written ({error.strerror}). Run "
+            f"{keras_home()}, and the cache cannot be written ({error.strerror}). Run "
             "`ftcourse fetch --profile ci` once on this machine: it pre-trains the ci bases."
         ) from None
     with lock:

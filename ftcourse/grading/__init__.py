@@ -19,7 +19,8 @@ One concept per module, each importing only the modules listed before it:
   summary and the histogram;
 - :mod:`~ftcourse.grading.engine`: grading a batch, one submission at a time as a plain function.
 
-The engine uses nothing of the students' helpers but :mod:`ftcourse.errors`, and never imports
+The engine uses nothing of the students' helpers: only :mod:`ftcourse.errors` and
+:mod:`ftcourse.cache` (where Keras keeps its files), which both sides share, and never imports
 TensorFlow itself (the trusted checks do, in their own process). The names below load on first
 use, so that the worker and the sandbox launcher start fast.
 """

@@ -8,7 +8,8 @@ each one with :func:`grade_one`, ``options.workers`` at a time, and writes the r
 Each submission is graded by nbgrader in its own scratch course folder (its own copy of the
 assignment and its own gradebook) by a separate process (:mod:`~ftcourse.grading.worker`), so one
 submission cannot touch another's files, a crash or an endless loop stops only that process, and
-several can run at once. The kernel runs confined (:mod:`~ftcourse.grading.sandbox`). Where an
+several can run at once (each process is a fork of one server that imported nbgrader once).
+The kernel runs confined (:mod:`~ftcourse.grading.sandbox`). Where an
 assignment has ``solutions/<assignment>/trusted_checks.py``, nbgrader's in-kernel score is only
 an upper bound: a hand-over cell appended to the notebook saves each part's results (and the
 student's functions called on inputs drawn now) as plain data into a fresh outbox, and
@@ -19,12 +20,10 @@ part scores the lower of the two.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ftcourse.errors import CourseError
-from ftcourse.grading import report, sandbox, verdicts, worker
+from ftcourse.grading import forkserver, report, sandbox, verdicts, worker
 from ftcourse.grading.course import (
     CONFIG_FILE,
     SOURCE_DIRECTORY,
@@ -48,6 +47,9 @@ from ftcourse.grading.report import Result
 from ftcourse.grading.submissions import Submission, collect_submissions
 
 MAX_ARTIFACTS_BYTES = 1024 * 2**20
+FEEDBACK_TIMEOUT_S = 600
+# Forks one grading process per submission, with nbgrader imported once.
+WORKERS = forkserver.Server(preload=worker.PRELOAD)
 _TEMPLATES: dict[tuple[str, str], Path] = {}
 
 
@@ -209,30 +211,7 @@ def grade_one(task: Task) -> Result:
         drawn = verdicts.draw_values(parts)
         result.trusted = True
         append_handover(source, target, parts, inside, drawn)
-    command = [sys.executable, "-I", "-m", "ftcourse.grading.worker", str(root),
-               submission.assignment, submission.student]
-    if options.cell_timeout is not None:
-        command += ["--cell-timeout", str(options.cell_timeout)]
-    log = root / "grading.log"
-    with open(log, "w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                   env=env, cwd=root, start_new_session=True)
-        try:
-            process.wait(timeout=options.timeout)
-        except subprocess.TimeoutExpired:
-            worker.kill_tree(process.pid)
-            process.wait()
-            result.status = "timeout"
-            result.reason = (f"grading took longer than {options.timeout:g} s "
-                             "(an endless loop?)")
-    outcome = root / worker.RESULT_FILE
-    if result.status != "timeout":
-        if outcome.is_file():
-            data = json.loads(outcome.read_text(encoding="utf-8"))
-            result.status, result.reason = data["status"], data["reason"]
-            result.scores = data["scores"]
-        else:
-            result.reason = f"the grading process stopped (exit code {process.returncode})"
+    autograde(result, root, options, env)
     missing = sorted(set(task.expected) - set(submission.notebooks))
     if result.status == "graded" and missing:
         result.status = "incomplete"
@@ -252,6 +231,26 @@ def grade_one(task: Task) -> Result:
     if kernel_dir is not None:
         shutil.rmtree(kernel_dir, ignore_errors=True)
     return result
+
+
+def autograde(result: Result, root: Path, options: GradingOptions,
+              env: Mapping[str, str]) -> None:
+    """Autograde ``root`` in a fork of the grading server (:mod:`~ftcourse.grading.worker`)
+    and fill ``result`` with its outcome."""
+    try:
+        outcome = WORKERS.call(
+            "ftcourse.grading.worker:grade_in_fork",
+            [str(root), result.assignment, result.student, options.cell_timeout,
+             str(root / "grading.log")], env, timeout_s=options.timeout)
+    except forkserver.Stopped as stopped:
+        if stopped.over:
+            result.status = "timeout"
+            result.reason = f"grading took longer than {options.timeout:g} s (an endless loop?)"
+        else:
+            result.reason = f"the grading process stopped ({stopped})"
+        return
+    result.status, result.reason = outcome["status"], outcome["reason"]
+    result.scores = outcome["scores"]
 
 
 def append_handover(source: Path, target: Path, parts: list[verdicts.TrustedPart],
@@ -313,15 +312,12 @@ def apply_verdicts(result: Result, found: Mapping[str, verdicts.Verdict],
 
 def rewrite_feedback(root: Path, submission: Submission, notes: list[str],
                      env: Mapping[str, str]) -> None:
-    """Write the feedback again, in a worker process like the first time, with the trusted
-    grading's notes at the top (:class:`~ftcourse.grading.feedback.TrustedNotes`)."""
-    notes_file = root / "trusted_notes.json"
-    notes_file.write_text(json.dumps(notes), encoding="utf-8")
-    command = [sys.executable, "-I", "-m", "ftcourse.grading.worker", str(root),
-               submission.assignment, submission.student, "--notes", str(notes_file)]
-    with open(root / "grading.log", "a", encoding="utf-8") as log_file:
-        subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=dict(env),
-                       cwd=root, timeout=600, check=False)
+    """Write the feedback again, in a fork of the grading server like the first time, with the
+    trusted grading's notes at the top (:class:`~ftcourse.grading.feedback.TrustedNotes`)."""
+    with contextlib.suppress(forkserver.Stopped):
+        WORKERS.call("ftcourse.grading.worker:feedback_in_fork",
+                     [str(root), submission.assignment, submission.student, notes,
+                      str(root / "grading.log")], env, timeout_s=FEEDBACK_TIMEOUT_S)
 
 
 def kernel_env(threads: int | None = None, profile: str | None = None) -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 Some work must run in a fresh process each time (so that nothing one task made can reach the
 next, or the caller), yet needs modules that take seconds to import (Keras: about 8 s of CPU).
-The server (``python -m ftcourse.grading.forkserver MODULE...``, one per :class:`Server`,
-started on first use) imports those modules, then forks one child per request; each child calls
-one function, hands its JSON result to the server through a pipe and exits. Requests and
+The server (``python -I -m ftcourse.grading.forkserver MODULE...``, one per :class:`Server`,
+started on first use) imports those modules (or, for ``module:function``, calls that function
+once), then forks one child per request; each child calls one function, hands its JSON result
+to the server through a pipe and exits. A child that runs out of time is killed with every
+process it started. Requests and
 answers are JSON lines on the server's stdin and stdout: pipes that only the caller, the server
 and its children hold. A request names its function as ``"package.module:function"``; the
 server knows nothing of what the functions do.
@@ -33,7 +35,11 @@ GRACE_S = 30
 
 
 class Stopped(Exception):
-    """A forked call ran out of time or stopped without a result."""
+    """A forked call ran out of time (``over``) or stopped without a result."""
+
+    def __init__(self, why: str, over: bool = False) -> None:
+        super().__init__(why)
+        self.over = over
 
 
 class Server:
@@ -67,13 +73,13 @@ class Server:
             with self._lock:
                 self._waiting.pop(request["id"], None)
         if "stopped" in result:
-            raise Stopped(result["stopped"])
+            raise Stopped(result["stopped"], over=result.get("over", False))
         return result["result"]
 
     def _send(self, line: str) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "ftcourse.grading.forkserver", *self.preload],
+                [sys.executable, "-I", "-m", "ftcourse.grading.forkserver", *self.preload],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True)
             atexit.register(_stop, self._process)
@@ -148,9 +154,11 @@ class _Running:
             self.sent = json.loads(self.receiver.recv_bytes())
 
     def answer(self, over: bool) -> dict[str, Any]:
+        family = _descendants(self.process.pid) if over else []
         if over:
             self.process.kill()
-        self.process.join()
+        self.process.join()  # the child is reaped here, then what it started
+        _kill_all(family)
         if self.listening and self.receiver.poll(0):
             self.receive()
         self.receiver.close()
@@ -160,14 +168,47 @@ class _Running:
             return {"id": self.id, "result": self.sent["result"]}
         why = (f"over {self.timeout_s:g} s" if over
                else f"the process stopped with exit code {exitcode}")
-        return {"id": self.id, "stopped": why}
+        return {"id": self.id, "stopped": why, "over": over}
+
+
+def kill_tree(pid: int, include_root: bool = True) -> None:
+    """Kill the process ``pid`` (unless ``include_root`` is false) and all its descendants,
+    adopted orphans included, and wait for them."""
+    import psutil
+
+    family = _descendants(pid)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        family += [psutil.Process(pid)] if include_root else []
+    _kill_all(family)
+
+
+def _descendants(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _kill_all(processes: list[Any]) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=10)
 
 
 def serve(preload: Sequence[str], requests: int = 0, answers: int = 1) -> None:
-    """Import ``preload``; read requests until ``requests`` (a file descriptor) closes; fork a
-    child per request; write one answer line per request to ``answers``."""
+    """Import ``preload`` (call each ``module:function``); read requests until ``requests`` (a
+    file descriptor) closes; fork a child per request; write one answer line per request to
+    ``answers``."""
     for name in preload:
-        __import__(name)
+        module, _, function = name.partition(":")
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
     context = multiprocessing.get_context("fork")
     running: list[_Running] = []
     pending, reading = b"", True

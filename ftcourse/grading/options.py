@@ -3,21 +3,16 @@ submission's grading."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftcourse.cache import keras_home
 from ftcourse.errors import CourseError
 from ftcourse.grading.sandbox import SandboxLimits
 
 NOTEBOOK_TIMEOUT_S = 1800.0
 JUDGE_TIMEOUT_S = 300.0
 PROFILES = ("ci", "full")
-
-
-def keras_cache() -> Path:
-    """Where Keras keeps downloaded weights and datasets (``$KERAS_HOME`` or ``~/.keras``)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ class GradingOptions:
     sandboxed: bool = True
     isolate: bool | None = None
     limits: SandboxLimits = field(default_factory=SandboxLimits)
-    keras_cache: Path = field(default_factory=keras_cache)
+    keras_cache: Path = field(default_factory=keras_home)
     trusted: bool = True
     judge_timeout: float = JUDGE_TIMEOUT_S
 

@@ -1,19 +1,19 @@
 """Autograde one submission inside a scratch course folder, in a process of its own.
 
-The engine (:mod:`ftcourse.grading.engine`) starts ``python -m ftcourse.grading.worker ROOT
-ASSIGNMENT STUDENT [--cell-timeout S]`` for each submission. The worker runs nbgrader's autograde
-(the student's kernel is started from the sandboxed kernelspec the engine wrote), reads the
-scores, writes the feedback through the preprocessors of :mod:`ftcourse.grading.feedback`, saves
-the outcome as ``ROOT/result.json`` and kills whatever the kernel left running. With ``--notes
-FILE`` it only writes the feedback again, with the trusted grading's notes (a JSON list) on top.
-It never imports TensorFlow (``import ftcourse`` loads nothing heavy), and imports nbgrader and
-nbconvert only after :func:`skip_slow_optional_imports`.
+For each submission the engine (:mod:`ftcourse.grading.engine`) calls :func:`grade_in_fork` in
+a fresh fork of the grading fork server (:mod:`ftcourse.grading.forkserver`, started with
+:data:`PRELOAD`: nbgrader and nbconvert are imported once per batch, not once per submission).
+The worker runs nbgrader's autograde (the student's kernel is started from the sandboxed
+kernelspec the engine wrote), reads the scores, writes the feedback through the preprocessors of
+:mod:`ftcourse.grading.feedback`, returns the outcome as plain data and kills whatever the
+kernel left running. :func:`feedback_in_fork` only writes the feedback again, with the trusted
+grading's notes on top. ``python -m ftcourse.grading.worker ROOT ASSIGNMENT STUDENT`` grades one
+prepared folder by hand (its outcome in ``ROOT/result.json``). It never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftcourse.grading.course import nbgrader_api
+from ftcourse.grading.forkserver import kill_tree
 
 if TYPE_CHECKING:
     from nbgrader.apps import NbGraderAPI
 
 RESULT_FILE = "result.json"
+PRELOAD = ("ftcourse.grading.worker:preload",)
 PR_SET_CHILD_SUBREAPER = 36
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -110,22 +112,6 @@ def become_subreaper() -> None:
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def kill_tree(pid: int, include_root: bool = True) -> None:
-    """Kill the process ``pid`` (unless ``include_root`` is false) and all its descendants,
-    adopted orphans included, and wait for them."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        family = [*root.children(recursive=True), *([root] if include_root else [])]
-    except psutil.NoSuchProcess:
-        return
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(family, timeout=10)
-
-
 def skip_slow_optional_imports() -> None:
     """Keep jsonschema from importing ``rfc3987_syntax``, an optional checker of "iri" strings.
 
@@ -134,6 +120,55 @@ def skip_slow_optional_imports() -> None:
     """
     if "rfc3987_syntax" not in sys.modules:
         sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # `import` raises
+
+
+def preload() -> None:
+    """What the grading fork server imports once: nbformat, nbgrader and the feedback
+    preprocessors, after :func:`skip_slow_optional_imports`."""
+    skip_slow_optional_imports()
+    import nbformat  # noqa: F401
+    import nbgrader.api
+    import nbgrader.apps  # noqa: F401
+
+    from ftcourse.grading import feedback  # noqa: F401
+
+
+def grade_in_fork(root: str, assignment: str, student: str, cell_timeout: int | None,
+                  log: str) -> dict[str, Any]:
+    """:func:`autograde_here` in a fork of the grading server: in ``root``, its output in
+    ``log``, and whatever the kernel left running killed at the end."""
+    _work_in(Path(root), Path(log))
+    become_subreaper()
+    try:
+        return autograde_here(Path(root), assignment, student, cell_timeout)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        kill_tree(os.getpid(), include_root=False)
+
+
+def feedback_in_fork(root: str, assignment: str, student: str, notes: list[str],
+                     log: str) -> bool:
+    """:func:`write_feedback` again, with the trusted grading's ``notes``, in a fork."""
+    _work_in(Path(root), Path(log))
+    try:
+        return write_feedback(nbgrader_api(Path(root)), assignment, student, notes)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _work_in(root: Path, log: Path) -> None:
+    """Work in ``root``, read nothing from stdin and append all output to ``log``."""
+    os.chdir(root)
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    if nothing != 0:
+        os.dup2(nothing, 0)
+        os.close(nothing)
+    output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ftcourse.cache import keras_home
 from ftcourse.errors import CourseError
-from ftcourse.grading.options import GradingOptions, keras_cache
+from ftcourse.grading.options import GradingOptions
 
 
 def test_the_defaults_grade_safely() -> None:
@@ -23,9 +24,9 @@ def test_the_defaults_grade_safely() -> None:
 def test_the_keras_cache_is_keras_home_or_dot_keras(monkeypatch: pytest.MonkeyPatch,
                                                     tmp_path: Path) -> None:
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert keras_cache() == tmp_path == GradingOptions().keras_cache
+    assert keras_home() == tmp_path == GradingOptions().keras_cache
     monkeypatch.delenv("KERAS_HOME")
-    assert keras_cache() == Path.home() / ".keras"
+    assert keras_home() == Path.home() / ".keras"
 
 
 @pytest.mark.parametrize(("knob", "message"), [
