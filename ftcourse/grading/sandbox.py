@@ -58,6 +58,8 @@ from pathlib import Path
 from ftcourse.errors import CourseError
 
 NOBODY = 65534
+# What the kernel sees of the grader's Keras cache, read-only: weights and datasets.
+KERAS_CACHE_FOLDERS = ("models", "datasets")
 KERNEL_NAME = "python3"
 # Where an isolated kernel sees its outbox (relative to scratch; the launcher owns .home).
 OUTBOX = Path(".home") / "outbox"
@@ -143,8 +145,9 @@ def write_kernelspec(target: Path, scratch: Path, hide: Sequence[Path],
 
     ``scratch`` is an existing empty directory for the kernel's files, ``hide`` the paths the
     kernel must not see, ``keras_cache`` an optional Keras cache (such as ``~/.keras``) whose
-    ``models/`` folder the kernel may read (the ``full`` profile loads ImageNet weights from
-    it; the ``ci`` profile needs none). ``isolate=None`` isolates when
+    ``models/`` and ``datasets/`` folders the kernel may read, never write (the ``full``
+    profile loads ImageNet weights and the flower photos from them, the ``ci`` profile its
+    pre-trained bases). ``isolate=None`` isolates when
     :func:`isolation_available`; ``True`` insists (a kernel that cannot be isolated dies);
     ``False`` applies only limits and a clean environment. Set the returned variables (they
     put ``target`` first on ``JUPYTER_PATH``) in the environment of the nbgrader or nbclient
@@ -228,8 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             work = Path(tempfile.mkdtemp(prefix="kernel-", dir=args.scratch))
             _prepare_workdir(work, args.hide, connection, Path.cwd())
-            if args.keras_cache is not None and (args.keras_cache / "models").is_dir():
-                (work / ".home" / ".keras" / "models").symlink_to(args.keras_cache / "models")
+            for folder in _cache_folders(args.keras_cache):
+                (work / ".home" / ".keras" / folder.name).symlink_to(folder)
         connection_file = work / ".home" / "connection.json"
         _apply_limits(limits, per_user=args.isolate)
         os.chdir(work)
@@ -269,6 +272,13 @@ def kernel_environment(work: Path, host: dict[str, str] | os._Environ) -> dict[s
     return env
 
 
+def _cache_folders(keras_cache: Path | None) -> list[Path]:
+    """The folders of the grader's Keras cache that the kernel sees: weights and datasets."""
+    if keras_cache is None:
+        return []
+    return [keras_cache / name for name in KERAS_CACHE_FOLDERS if (keras_cache / name).is_dir()]
+
+
 def _isolate(scratch: Path, hide: list[Path], keras_cache: Path | None,
              limits: SandboxLimits, connection: bytes, outbox: Path | None = None) -> Path:
     """Build the kernel's view of the file system (as root, in a new mount namespace)."""
@@ -277,12 +287,13 @@ def _isolate(scratch: Path, hide: list[Path], keras_cache: Path | None,
     _mount("none", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={limits.scratch_mb}m,mode=0700,uid={NOBODY},gid={NOBODY}")
     _prepare_workdir(scratch, hide, connection, start)
-    (scratch / ".home" / ".keras" / "models").mkdir()
+    for name in KERAS_CACHE_FOLDERS:
+        (scratch / ".home" / ".keras" / name).mkdir()
     _chown_tree(scratch)
-    if keras_cache is not None and (keras_cache / "models").is_dir():
-        models = scratch / ".home" / ".keras" / "models"
-        _mount(str(keras_cache / "models"), models, None, MS_BIND | MS_REC)
-        _mount(None, models, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for folder in _cache_folders(keras_cache):  # read-only: the kernel never writes the cache
+        view = scratch / ".home" / ".keras" / folder.name
+        _mount(str(folder), view, None, MS_BIND | MS_REC)
+        _mount(None, view, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     if outbox is not None:
         _bind_outbox(outbox, scratch / OUTBOX)
     # Hidden files are covered by an empty read-only file (bound, then unlinked from scratch).

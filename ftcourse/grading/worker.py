@@ -48,9 +48,14 @@ def autograde_here(root: Path, assignment: str, student: str,
 
     from ftcourse.grading import feedback
 
-    timed_out = []
+    timed_out, missing = [], []
     for notebook in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
-        timed_out += feedback.timed_out_cells(nbformat.read(notebook, as_version=4))
+        graded_nb = nbformat.read(notebook, as_version=4)
+        timed_out += feedback.timed_out_cells(graded_nb)
+        missing += environment_errors(graded_nb)
+    if missing:  # not the student's fault: never a silent zero
+        return {"status": "failed", "scores": scores,
+                "reason": f"the grading machine lacks what the notebook loads: {missing[0]}"}
     status, notes = "graded", []
     if timed_out:
         limit = api.coursedir.config.Execute.timeout
@@ -75,6 +80,29 @@ def write_feedback(api: NbGraderAPI, assignment: str, student: str,
     if not done["success"]:
         print(done.get("error", ""), done.get("log", ""))
     return bool(done["success"])
+
+
+# Errors that say the grading machine, not the submission, lacks weights or data.
+ENVIRONMENT_ERRORS = ("DownloadError",)
+FETCH_HINT = ("run `ftcourse fetch` on the grading machine (with a network) and grade again, or "
+              "grade with --profile ci")
+
+
+def environment_errors(nb: Any) -> list[str]:
+    """One line per cell whose error says a download was needed: ``ftcourse``'s
+    ``DownloadError``, or Keras' own "URL fetch failure" (an exercise's direct
+    ``keras.applications`` call, offline)."""
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            name, value = output.get("ename", ""), output.get("evalue", "")
+            if name in ENVIRONMENT_ERRORS:
+                found.append(f"{name}: {value.splitlines()[0] if value else ''}"[:300])
+            elif "URL fetch failure" in value:
+                found.append(f"{value.splitlines()[0][:200]}; {FETCH_HINT}")
+    return found
 
 
 def explain_failure(text: str) -> str:

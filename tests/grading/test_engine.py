@@ -37,6 +37,11 @@ def test_grade_submissions_rejects_bad_input_before_grading(tiny_course: Path,
         grade_submissions(tmp_path, tiny_course, GradingOptions(output=tmp_path / "out"),
                           assignment="ps99")
 
+# What a notebook shows when the grading machine lacks the weights it loads (offline).
+OFFLINE_CELL = ("from ftcourse.errors import DownloadError, OFFLINE_HINT\n"
+                "raise DownloadError(f'No MobileNetV2 weights. {OFFLINE_HINT}')")
+
+
 @pytest.fixture(scope="module")
 def tiny_batch(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
     """Grade a flat LMS-style folder with good and broken submissions, two at a time."""
@@ -56,6 +61,8 @@ def tiny_batch(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
     nbformat.write(tiny_with(tiny_course, add="import time\nwhile True:\n    time.sleep(0.1)",
                              double=CORRECT["double"]),
                    folder / f"ivan_{TINY}.ipynb")
+    nbformat.write(tiny_with(tiny_course, add=OFFLINE_CELL, double=CORRECT["double"]),
+                   folder / f"kim_{TINY}.ipynb")
     output = tmp_path_factory.mktemp("graded")
     code = grade_submissions(folder, tiny_course,
                              GradingOptions(output=output, workers=2, cell_timeout=5))
@@ -67,17 +74,20 @@ def test_batch_grades_the_good_and_names_each_broken_one(tiny_batch) -> None:
     code, rows, _ = tiny_batch
     assert code == 1
     assert sorted(rows) == ["alice", "bob_smith", "carol", "dave", "erin", "frank", "gina",
-                            "hank", "ivan"]
+                            "hank", "ivan", "kim"]
     expected = {"alice": ("graded", "5"), "bob_smith": ("graded", "0"),
                 "carol": ("graded", "2"), "dave": ("invalid", "0"), "erin": ("invalid", "0"),
                 "frank": ("invalid", "0"), "gina": ("missing", "0"), "hank": ("failed", "0"),
-                "ivan": ("timeout", "3")}
+                "ivan": ("timeout", "3"), "kim": ("failed", "3")}
     assert {name: (row["status"], row["total"]) for name, row in rows.items()} == expected
     assert "not valid JSON" in rows["dave"]["reason"]
     assert "empty" in rows["erin"]["reason"]
     assert "not a Jupyter notebook" in rows["frank"]["reason"]
     assert "other.ipynb" in rows["gina"]["reason"]
     assert "kernel died" in rows["hank"]["reason"]
+    # An environment failure is never a silent zero: failed, with the reason and its fix.
+    assert "lacks what the notebook loads" in rows["kim"]["reason"]
+    assert "ftcourse fetch" in rows["kim"]["reason"]
     assert "cell limit" in rows["ivan"]["reason"]
     assert rows["carol"]["test_add"] == "2" and rows["carol"]["test_double"] == "0"
     assert all(row["max"] == "5" for row in rows.values())
@@ -88,7 +98,7 @@ def test_batch_writes_feedback_summary_and_histogram(tiny_batch, capsys) -> None
     assert sorted(p.name for p in (output / "feedback").iterdir()) == graded
     assert (output / "scores_histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (output / "logs").iterdir()) == [
-        f"hank--{TINY}.log", f"ivan--{TINY}.log"]
+        f"hank--{TINY}.log", f"ivan--{TINY}.log", f"kim--{TINY}.log"]
 
 def visible_text(page: str) -> str:
     """The text of an HTML page as a reader sees it (tags dropped, entities decoded)."""

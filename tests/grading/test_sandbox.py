@@ -70,6 +70,10 @@ probe("writable", writable_places)
 probe("foreign_processes", lambda: [p for p in os.listdir("/proc") if p.isdigit()
                                     and os.stat(f"/proc/{p}").st_uid != os.getuid()])
 probe("keras_cache", lambda: pathlib.Path(os.environ["KERAS_HOME"], "models", "w.h5").read_text())
+probe("keras_datasets", lambda: pathlib.Path(os.environ["KERAS_HOME"], "datasets", "d.txt")
+      .read_text())
+probe("write_keras_cache", lambda: pathlib.Path(os.environ["KERAS_HOME"], "datasets", "new.txt")
+      .write_text("x"))
 """,
     """
 R["rlimit_data"] = resource.getrlimit(resource.RLIMIT_DATA)
@@ -154,6 +158,8 @@ def isolated_run(course: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     (tmp / "scratch").mkdir()
     (tmp / "keras" / "models").mkdir(parents=True)
     (tmp / "keras" / "models" / "w.h5").write_text("weights")
+    (tmp / "keras" / "datasets").mkdir()
+    (tmp / "keras" / "datasets" / "d.txt").write_text("photos")
     hide = [course / "solutions", course / "gradebook.db", course / "submitted",
             course / "autograded"]
     env = write_kernelspec(tmp / "spec", tmp / "scratch", hide, keras_cache=tmp / "keras")
@@ -202,8 +208,10 @@ def test_other_users_processes_are_invisible(isolated_run: dict) -> None:
     assert isolated_run["foreign_processes"] == []
 
 
-def test_keras_cache_is_readable(isolated_run: dict) -> None:
+def test_keras_cache_is_readable_not_writable(isolated_run: dict) -> None:
     assert isolated_run["keras_cache"] == "weights"
+    assert isolated_run["keras_datasets"] == "photos"
+    assert isolated_run["write_keras_cache"].startswith(("OSError", "PermissionError"))
 
 
 def test_memory_limit_stops_huge_allocations(isolated_run: dict) -> None:

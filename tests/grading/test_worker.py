@@ -27,3 +27,20 @@ def test_the_grading_process_skips_the_slow_optional_iri_checker() -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "still validates" in done.stdout
+
+
+def test_keras_own_download_failure_is_an_environment_error() -> None:
+    """An exercise's direct keras.applications call fails offline with Keras' bare message."""
+    import nbformat
+
+    from ftcourse.grading.worker import environment_errors
+
+    cell = nbformat.v4.new_code_cell("base = keras.applications.MobileNetV2()")
+    cell.outputs = [nbformat.v4.new_output(
+        "error", ename="Exception", evalue="URL fetch failure on https://storage.googleapis.com/"
+        "w.h5: None -- [Errno -3] Temporary failure in name resolution", traceback=[])]
+    wrong = nbformat.v4.new_code_cell("1 / 0")
+    wrong.outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError",
+                                            evalue="division by zero", traceback=[])]
+    found = environment_errors(nbformat.v4.new_notebook(cells=[cell, wrong]))
+    assert len(found) == 1 and "URL fetch failure" in found[0] and "ftcourse fetch" in found[0]
