@@ -111,6 +111,9 @@ def explain_failure(text: str) -> str:
         return "the kernel died while running the notebook (a crash, os._exit or out of memory)"
     if "UnresponsiveKernelError" in text:
         return "the kernel stopped responding"
+    if "Timeout waiting for IOPub output" in text:
+        return ("a cell printed faster than the grader could read its output (nbclient: "
+                "Timeout waiting for IOPub output): print less")
     lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"\w+(Error|Exception)\b", line)]
     return (errors or lines or ["nbgrader could not autograde the notebook"])[-1][:300]

@@ -44,3 +44,12 @@ def test_keras_own_download_failure_is_an_environment_error() -> None:
                                             evalue="division by zero", traceback=[])]
     found = environment_errors(nbformat.v4.new_notebook(cells=[cell, wrong]))
     assert len(found) == 1 and "URL fetch failure" in found[0] and "ftcourse fetch" in found[0]
+
+
+def test_an_output_flood_gets_a_reason_that_names_it() -> None:
+    from ftcourse.grading.worker import explain_failure
+
+    log = ("[ERROR] Traceback (most recent call last):\n    nbclient.exceptions.CellTimeoutError: "
+           "A cell timed out while it was being executed, after 4 seconds.\n    The message "
+           "was: Timeout waiting for IOPub output.\n[ERROR] Please see the the above traceback")
+    assert "print less" in explain_failure(log)
