@@ -14,7 +14,7 @@ One concept per module, each importing only the modules listed before it:
 - :mod:`~ftcourse.grading.feedback`: the preprocessors that clean a graded notebook for the
   student (hidden tests, their tracebacks, the hand-over cell);
 - :mod:`~ftcourse.grading.worker`: what runs beside the kernel, one process per submission
-  (``python -m ftcourse.grading.worker``);
+  (a fork of a server that imported nbgrader once, see ``forkserver``);
 - :mod:`~ftcourse.grading.report`: each submission's :class:`Result`, ``grades.csv``, the
   summary and the histogram;
 - :mod:`~ftcourse.grading.engine`: grading a batch, one submission at a time as a plain function.
