@@ -177,8 +177,9 @@ def kill_tree(pid: int, include_root: bool = True) -> None:
     import psutil
 
     family = _descendants(pid)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        family += [psutil.Process(pid)] if include_root else []
+    if include_root:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family.append(psutil.Process(pid))
     _kill_all(family)
 
 

@@ -48,14 +48,14 @@ def autograde_here(root: Path, assignment: str, student: str,
 
     from ftcourse.grading import feedback
 
-    timed_out, missing = [], []
+    timed_out, unavailable = [], []
     for notebook in sorted((root / "autograded" / student / assignment).glob("*.ipynb")):
         graded_nb = nbformat.read(notebook, as_version=4)
         timed_out += feedback.timed_out_cells(graded_nb)
-        missing += environment_errors(graded_nb)
-    if missing:  # not the student's fault: never a silent zero
+        unavailable += environment_errors(graded_nb)
+    if unavailable:  # not the student's fault: never a silent zero
         return {"status": "failed", "scores": scores,
-                "reason": f"the grading machine lacks what the notebook loads: {missing[0]}"}
+                "reason": f"the grading machine lacks what the notebook loads: {unavailable[0]}"}
     status, notes = "graded", []
     if timed_out:
         limit = api.coursedir.config.Execute.timeout
@@ -169,12 +169,20 @@ def grade_in_fork(root: str, assignment: str, student: str, cell_timeout: int | 
     """:func:`autograde_here` in a fork of the grading server: in ``root``, its output in
     ``log``, and whatever the kernel left running killed at the end."""
     _work_in(Path(root), Path(log))
-    become_subreaper()
     try:
-        return autograde_here(Path(root), assignment, student, cell_timeout)
+        return autograde_and_reap(Path(root), assignment, student, cell_timeout)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+def autograde_and_reap(root: Path, assignment: str, student: str,
+                       cell_timeout: int | None) -> dict[str, Any]:
+    """:func:`autograde_here`, then kill whatever the kernel left running (its orphans too)."""
+    become_subreaper()
+    try:
+        return autograde_here(root, assignment, student, cell_timeout)
+    finally:
         kill_tree(os.getpid(), include_root=False)
 
 
@@ -203,25 +211,16 @@ def _work_in(root: Path, log: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftcourse.grading.worker ROOT ASSIGNMENT STUDENT [--cell-timeout S]
-    [--notes FILE]``: grade one submission (or, with ``--notes``, rewrite its feedback)."""
+    """``python -m ftcourse.grading.worker ROOT ASSIGNMENT STUDENT [--cell-timeout S]``: grade
+    one prepared submission by hand; the outcome goes to ``ROOT/result.json``."""
     parser = argparse.ArgumentParser(prog="python -m ftcourse.grading.worker")
     parser.add_argument("root", type=Path)
     parser.add_argument("assignment")
     parser.add_argument("student")
     parser.add_argument("--cell-timeout", type=int)
-    parser.add_argument("--notes", type=Path)
     args = parser.parse_args(argv)
     skip_slow_optional_imports()
-    if args.notes is not None:
-        notes = json.loads(args.notes.read_text(encoding="utf-8"))
-        ok = write_feedback(nbgrader_api(args.root), args.assignment, args.student, notes)
-        return 0 if ok else 1
-    become_subreaper()
-    try:
-        outcome = autograde_here(args.root, args.assignment, args.student, args.cell_timeout)
-    finally:
-        kill_tree(os.getpid(), include_root=False)
+    outcome = autograde_and_reap(args.root, args.assignment, args.student, args.cell_timeout)
     (args.root / RESULT_FILE).write_text(json.dumps(outcome), encoding="utf-8")
     return 0
 
