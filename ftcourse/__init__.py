@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the names a type checker sees; at run time they load on fir
     from ftcourse.plots import plot_history as plot_history
     from ftcourse.plots import plot_lr_sweep as plot_lr_sweep
     from ftcourse.plots import plot_misclassified as plot_misclassified
+    from ftcourse.startup import import_tensorflow as import_tensorflow
     from ftcourse.training import compile_model as compile_model
     from ftcourse.training import extract_features as extract_features
     from ftcourse.training import fine_tune as fine_tune
@@ -57,6 +58,7 @@ _EXPORTS = {
                "keras_weights", "trainable_report", "unfreeze_top"),
     "plots": ("image_grid", "plot_confusion_matrix", "plot_freeze_map", "plot_history",
               "plot_lr_sweep", "plot_misclassified"),
+    "startup": ("import_tensorflow",),
     "training": ("compile_model", "extract_features", "fine_tune", "lr_sweep", "train",
                  "train_head_on_features"),
 }

@@ -24,6 +24,7 @@ from ftcourse.grading.course import read_parts
 from ftcourse.grading.engine import Result, grade_submissions
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.sandbox import isolation_available
+from ftcourse.startup import unwanted_lines
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -202,6 +203,16 @@ def test_solutions_get_full_marks(real_batch, solution: Path) -> None:
     total = sum(part.points for part in read_parts(solution))
     assert (row["status"], float(row["total"])) == ("graded", total), row["reason"] + row["notes"]
     assert row["trusted"] == "true" and row["notes"] == ""
+
+@needs_assignments
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda p: p.parent.name)
+def test_solved_exercises_show_no_tensorflow_log_or_warning(real_batch, solution: Path) -> None:
+    """What the student sees when the solved notebook runs (its feedback shows every output)."""
+    _, _, output = real_batch
+    page = visible_text((output / "feedback" / "solved" / f"{solution.stem}.html")
+                        .read_text(encoding="utf-8"))
+    assert "Epoch" in page or "trainable" in page  # outputs are there
+    assert unwanted_lines("\n".join(line.strip() for line in page.splitlines())) == []
 
 @needs_assignments
 def test_an_untouched_exercise_scores_zero(real_batch) -> None:

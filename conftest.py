@@ -1,0 +1,25 @@
+"""Every notebook cell that nbval runs (lessons/) must print no TensorFlow log line and no
+Python warning to stderr: a learner reads red as "broken" (see ``ftcourse.startup``)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = yield
+    outputs = getattr(item, "test_outputs", None)  # set by nbval's cell items only
+    if outputs:
+        from ftcourse.startup import unwanted_lines
+
+        text = "\n".join(o.get("text", "") for o in outputs
+                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
+        found = unwanted_lines(text)
+        if found:
+            item.raise_cell_error(  # type: ignore[attr-defined]
+                "the cell printed TensorFlow log lines or warnings to stderr:\n"
+                + "\n".join(found[:10]))
+    return result
