@@ -21,6 +21,16 @@ c.Execute.timeout = 120
 # A grade or test cell deleted from a submission comes back from the gradebook when grading.
 c.OverwriteCells.add_missing_cells = True
 
-# Replace each solution with a stub that fails, so an untouched exercise scores zero.
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Replace each solution with a stub that fails, so an untouched exercise scores zero, and says
+# which part is unanswered (ftcourse's ClearSolutions fills in {part}: "Part A").
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+
+from ftcourse.grading.release import PartStubs  # noqa: E402
+
+c.GenerateAssignment.preprocessors = [
+    PartStubs if step.__name__ == "ClearSolutions" else step
+    for step in GenerateAssignment.class_traits()["preprocessors"].default()]
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE: {part} (replace these two lines with your answer)\n"
+              "raise NotImplementedError(\"{part} is not answered yet: write it in its cell\")"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

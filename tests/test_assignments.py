@@ -8,7 +8,9 @@ is shown by grading it (``tests/grading/test_engine.py``, full marks through the
 from __future__ import annotations
 
 import json
+import linecache
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,9 @@ ASSIGNMENTS = [
 ]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS",
            "### END HIDDEN TESTS")
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def notebook(folder: str, assignment: str) -> Path:
@@ -139,12 +144,59 @@ def validate(path: Path, invert: bool) -> dict:
     return Validator(config=config, invert=invert).validate(str(path))
 
 
-# ps02's untouched exercise goes through the whole grading pipeline instead, and must score
-# zero there (tests/grading/test_engine.py): the same claim, checked end to end.
-GRADED_UNTOUCHED = {"ps02_frozen_mobilenetv2"}
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercise_stubs_fail_every_test_saying_which_part(assignment: str) -> None:
+    """Validated as released, every test cell fails, and its error names the unanswered part in
+    one line (the stub's NotImplementedError or ``checks.require``), never a NameError. (That
+    the untouched ps02 scores zero when graded is checked in tests/grading/test_engine.py.)"""
+    path = notebook(RELEASE_DIRECTORY, assignment)
+    tests = [c for c in cells(path) if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    failed = validate(path, invert=False).get("failed", [])
+    assert len(failed) == len(tests), [item["source"][:200] for item in failed]
+    for item in failed:
+        last = [line for line in ANSI.sub("", item["raw_error"]).splitlines() if line.strip()][-1]
+        assert re.match(r"(NotAnswered|NotImplementedError): Part [A-D] is not answered yet",
+                        last), last
 
 
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if a not in GRADED_UNTOUCHED])
-def test_exercise_stubs_fail_every_test(assignment: str) -> None:
-    results = validate(notebook(RELEASE_DIRECTORY, assignment), invert=True)
-    assert results == {}, [item["source"][:200] for item in results.get("passed", [])]
+def test_stubs_and_require_name_the_part() -> None:
+    from ftcourse import checks
+    from ftcourse.grading.release import part_title
+
+    assert part_title("part_b_binary_model") == "Part B"
+    assert part_title("answers") == "this part"
+    with pytest.raises(checks.NotAnswered, match=r"^Part B is not answered yet: model, x is"):
+        checks.require({"y": 1}, "model", "x", "y", part="Part B")
+    checks.require({"model": None}, "model", part="Part B")  # defined: nothing happens
+    namespace: dict = {}
+    # As IPython runs a cell: its source in linecache, where inspect finds it.
+    linecache.cache["<cell>"] = (len(STUBBED), None, STUBBED.splitlines(True), "<cell>")
+    exec(compile(STUBBED, "<cell>", "exec"), namespace)
+    with pytest.raises(checks.NotAnswered, match="build still raises NotImplementedError"):
+        checks.require(namespace, "build", part="Part A")
+    # An answer written above a stub left in place works, so it is never called unanswered.
+    checks.require(namespace, "answered_above_the_stub", part="Part A")
+
+
+STUBBED = '''
+def build(n):
+    """Return n."""
+    # YOUR CODE HERE: Part A (replace these two lines with your answer)
+    raise NotImplementedError("Part A is not answered yet: write it in its cell")
+
+
+def answered_above_the_stub(n):
+    return n
+    raise NotImplementedError("Part A is not answered yet: write it in its cell")
+'''
+
+
+def test_a_passing_test_cell_says_what_passed(capsys: pytest.CaptureFixture) -> None:
+    from ftcourse import checks
+
+    checks.passed("Part A", "the base is frozen")
+    assert capsys.readouterr().out == "Part A passed: the base is frozen\n"
+    for assignment in ASSIGNMENTS:
+        for cell in cells(notebook(SOURCE_DIRECTORY, assignment)):
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+                assert "checks.passed(" in source(cell).split("### END HIDDEN TESTS")[-1]

@@ -8,9 +8,13 @@ source notebooks: running it twice gives byte-identical files. See the README,
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from nbgrader.preprocessors import ClearSolutions
 
 from ftcourse.errors import CourseError
 from ftcourse.grading.course import (
@@ -19,6 +23,29 @@ from ftcourse.grading.course import (
     find_assignments,
     nbgrader_api,
 )
+
+PART_ID = re.compile(r"^part_([a-z])_")
+
+
+def part_title(grade_id: str) -> str:
+    """"Part A" for the solution cell ``part_a_build_model``; "this part" for other names."""
+    found = PART_ID.match(grade_id)
+    return f"Part {found.group(1).upper()}" if found else "this part"
+
+
+class PartStubs(ClearSolutions):
+    """nbgrader's ``ClearSolutions``, with ``{part}`` in the stub replaced by the part the
+    solution cell answers (:func:`part_title` of its grade_id), so that an unanswered part says
+    which one it is. Configured by ``ClearSolutions.code_stub`` in ``nbgrader_config.py``."""
+
+    def preprocess_cell(self, cell: Any, resources: Any, cell_index: int) -> Any:
+        part = part_title(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
+        general = dict(self.code_stub)
+        self.code_stub = {lang: stub.replace("{part}", part) for lang, stub in general.items()}
+        try:
+            return super().preprocess_cell(cell, resources, cell_index)
+        finally:
+            self.code_stub = general
 
 
 def generate_release(course_dir: Path, out_dir: Path,
