@@ -40,7 +40,7 @@ class PartStubs(ClearSolutions):
 
     def preprocess_cell(self, cell: Any, resources: Any, cell_index: int) -> Any:
         part = part_title(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
-        general: dict[str, str] = dict(self.code_stub)
+        general: dict[str, str] = dict(self.code_stub)  # type: ignore[has-type]
         self.code_stub = {lang: stub.replace("{part}", part) for lang, stub in general.items()}
         try:
             return super().preprocess_cell(cell, resources, cell_index)
