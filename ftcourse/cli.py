@@ -101,6 +101,15 @@ def release(args: argparse.Namespace) -> int:
     return release_all(Path(args.course_dir))
 
 
+def handout(args: argparse.Namespace) -> int:
+    """Write what students get (lessons, exercises, the helpers) into a new folder."""
+    from ftcourse.grading.handout import write_handout
+
+    target = write_handout(Path(args.course_dir), Path(args.folder))
+    print(f"Wrote the student handout to {target}: hand out this folder, never the repository.")
+    return 0
+
+
 def grade(args: argparse.Namespace) -> int:
     """Autograde a folder of submissions; write grades.csv, feedback and a summary."""
     from ftcourse.grading.engine import grade_submissions
@@ -208,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     release_parser = commands.add_parser("release", help=release.__doc__)
     release_parser.add_argument("--course-dir", default=".")
     release_parser.set_defaults(run=release)
+    handout_parser = commands.add_parser("handout", help=handout.__doc__)
+    handout_parser.add_argument("folder", help="a new (or empty) folder for the handout")
+    handout_parser.add_argument("--course-dir", default=".")
+    handout_parser.set_defaults(run=handout)
     _grade_parser(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""The instructor's grading engine: ``ftcourse release`` and ``ftcourse grade``.
+"""The instructor's side: ``ftcourse release``, ``ftcourse handout`` and ``ftcourse grade``.
 
 One concept per module, each importing only the modules listed before it:
 
@@ -10,7 +10,10 @@ One concept per module, each importing only the modules listed before it:
   hand-over cell, and the judge that runs the checks outside the student's kernel;
 - :mod:`~ftcourse.grading.options`: :class:`GradingOptions`, every knob of a grading run;
 - :mod:`~ftcourse.grading.submissions`: finding and unpacking the students' notebooks;
-- :mod:`~ftcourse.grading.release`: generating ``exercises/`` from ``solutions/``;
+- :mod:`~ftcourse.grading.release`: generating ``exercises/`` from ``solutions/`` (each stub
+  naming its part);
+- :mod:`~ftcourse.grading.handout`: the student bundle (``ftcourse handout DIR``), checked for
+  solution and hidden-test lines;
 - :mod:`~ftcourse.grading.feedback`: the preprocessors that clean a graded notebook for the
   student (hidden tests, their tracebacks, the hand-over cell);
 - :mod:`~ftcourse.grading.worker`: what runs beside the kernel, one process per submission
