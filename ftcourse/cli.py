@@ -101,6 +101,16 @@ def release(args: argparse.Namespace) -> int:
     return release_all(Path(args.course_dir))
 
 
+def lab(args: argparse.Namespace) -> int:
+    """Start JupyterLab with the course's settings (jupyter_config/); arguments go to it."""
+    import subprocess
+
+    from ftcourse.grading.course import jupyter_environment
+
+    command = [sys.executable, "-m", "jupyter", "lab", *args.jupyter_args]
+    return subprocess.call(command, env=jupyter_environment(Path(args.course_dir)))
+
+
 def handout(args: argparse.Namespace) -> int:
     """Write what students get (lessons, exercises, the helpers) into a new folder."""
     from ftcourse.grading.handout import write_handout
@@ -217,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     release_parser = commands.add_parser("release", help=release.__doc__)
     release_parser.add_argument("--course-dir", default=".")
     release_parser.set_defaults(run=release)
+    lab_parser = commands.add_parser("lab", help=lab.__doc__)
+    lab_parser.add_argument("--course-dir", default=".")
+    lab_parser.add_argument("jupyter_args", nargs=argparse.REMAINDER,
+                            help="passed to `jupyter lab` (e.g. --port 8899)")
+    lab_parser.set_defaults(run=lab)
     handout_parser = commands.add_parser("handout", help=handout.__doc__)
     handout_parser.add_argument("folder", help="a new (or empty) folder for the handout")
     handout_parser.add_argument("--course-dir", default=".")

@@ -115,3 +115,12 @@ def no_open_figures() -> Iterator[None]:
     before = set(plt.get_fignums())
     yield
     assert set(plt.get_fignums()) == before
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the item (``rep_call``): fixtures that act on a failure
+    (the browser test's screenshots) read it."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -152,3 +153,17 @@ def test_course_errors_exit_2_from_every_command(argv: list[str], tmp_path: Path
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([arg.format(empty=tmp_path) for arg in argv]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_lab_puts_the_course_settings_first(tmp_path: Path) -> None:
+    from ftcourse.cli import build_parser
+    from ftcourse.grading.course import jupyter_environment
+
+    args = build_parser().parse_args(["lab", "--course-dir", str(tmp_path), "--port", "8899"])
+    assert args.jupyter_args == ["--port", "8899"]
+    env = jupyter_environment(tmp_path, {"JUPYTER_CONFIG_PATH": "/etc/mine"})
+    assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [
+        str(tmp_path.resolve() / "jupyter_config"), "/etc/mine"]
+    repo = Path(__file__).resolve().parents[1] / "jupyter_config"
+    page = json.loads((repo / "labconfig" / "page_config.json").read_text(encoding="utf-8"))
+    assert page["disabledExtensions"]["@jupyter/nbgrader:assignment-list"] is True

@@ -21,6 +21,21 @@ SOURCE_DIRECTORY = "solutions"
 RELEASE_DIRECTORY = "exercises"
 CONFIG_FILE = "nbgrader_config.py"
 TRUSTED_CHECKS_FILE = "trusted_checks.py"
+# JupyterLab settings of the course: nbgrader's Assignment List and Course List (which need
+# nbgrader's exchange, unused here) switched off. `ftcourse lab` puts it on JUPYTER_CONFIG_PATH.
+JUPYTER_CONFIG_DIRECTORY = "jupyter_config"
+
+
+def jupyter_environment(course_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the course's Jupyter settings first
+    on ``JUPYTER_CONFIG_PATH``."""
+    import os
+
+    env = dict(os.environ if base is None else base)
+    folder = str((Path(course_dir) / JUPYTER_CONFIG_DIRECTORY).resolve())
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        [folder, *[p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]])
+    return env
 CELL_TIMEOUT_S = 600
 # nbgrader's default ``CourseDirectory.ignore``, used when the course config sets none.
 _NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]

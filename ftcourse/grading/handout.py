@@ -13,9 +13,14 @@ import shutil
 from pathlib import Path
 
 from ftcourse.errors import CourseError
-from ftcourse.grading.course import RELEASE_DIRECTORY, SOURCE_DIRECTORY, TRUSTED_CHECKS_FILE
+from ftcourse.grading.course import (
+    JUPYTER_CONFIG_DIRECTORY,
+    RELEASE_DIRECTORY,
+    SOURCE_DIRECTORY,
+    TRUSTED_CHECKS_FILE,
+)
 
-COPIED = ("lessons", RELEASE_DIRECTORY, "ftcourse", "pyproject.toml")
+COPIED = ("lessons", RELEASE_DIRECTORY, "ftcourse", "pyproject.toml", JUPYTER_CONFIG_DIRECTORY)
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 MARKS = ("SOLUTION", "HIDDEN TESTS")
 README = """# Fine-tuning pre-trained image models: the course
@@ -28,7 +33,7 @@ itself: run its test cells, or click **Validate** in JupyterLab.
 ```bash
 python3 -m venv .venv && . .venv/bin/activate
 pip install .            # the ftcourse helpers and everything the notebooks import
-jupyter lab              # then open lessons/01_what_is_fine_tuning.ipynb
+ftcourse lab             # JupyterLab with the course's settings; open lessons/01_*.ipynb
 ```
 
 The notebooks download ImageNet weights and the flower photos into `~/.keras` on first use

@@ -26,7 +26,7 @@ def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_handout_holds_what_students_use(handout: Path) -> None:
     assert sorted(p.name for p in handout.iterdir()) == [
-        "README.md", "exercises", "ftcourse", "lessons", "pyproject.toml"]
+        "README.md", "exercises", "ftcourse", "jupyter_config", "lessons", "pyproject.toml"]
     for folder in ("lessons", "exercises"):
         shipped = sorted(p.relative_to(handout) for p in (handout / folder).rglob("*.ipynb"))
         assert shipped == sorted(p.relative_to(REPO) for p in (REPO / folder).rglob("*.ipynb"))
@@ -53,7 +53,7 @@ def test_the_handout_installs(handout: Path, tmp_path: Path) -> None:
 
 def test_a_solution_line_in_the_exercises_stops_the_handout(tmp_path: Path) -> None:
     course = tmp_path / "course"
-    for name in ("lessons", "exercises", "solutions", "ftcourse"):
+    for name in ("lessons", "exercises", "solutions", "ftcourse", "jupyter_config"):
         shutil.copytree(REPO / name, course / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", course)
