@@ -107,7 +107,8 @@ def lab(args: argparse.Namespace) -> int:
 
     from ftcourse.grading.course import jupyter_environment
 
-    command = [sys.executable, "-m", "jupyter", "lab", *args.jupyter_args]
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    command = [sys.executable, "-m", "jupyter", "lab", *extra]
     return subprocess.call(command, env=jupyter_environment(Path(args.course_dir)))
 
 
@@ -230,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab_parser = commands.add_parser("lab", help=lab.__doc__)
     lab_parser.add_argument("--course-dir", default=".")
     lab_parser.add_argument("jupyter_args", nargs=argparse.REMAINDER,
-                            help="passed to `jupyter lab` (e.g. --port 8899)")
+                            help="after --, passed to `jupyter lab` (ftcourse lab -- --port 8899)")
     lab_parser.set_defaults(run=lab)
     handout_parser = commands.add_parser("handout", help=handout.__doc__)
     handout_parser.add_argument("folder", help="a new (or empty) folder for the handout")

@@ -159,8 +159,8 @@ def test_lab_puts_the_course_settings_first(tmp_path: Path) -> None:
     from ftcourse.cli import build_parser
     from ftcourse.grading.course import jupyter_environment
 
-    args = build_parser().parse_args(["lab", "--course-dir", str(tmp_path), "--port", "8899"])
-    assert args.jupyter_args == ["--port", "8899"]
+    args = build_parser().parse_args(["lab", "--course-dir", str(tmp_path), "--", "--port", "1"])
+    assert args.jupyter_args == ["--", "--port", "1"]
     env = jupyter_environment(tmp_path, {"JUPYTER_CONFIG_PATH": "/etc/mine"})
     assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [
         str(tmp_path.resolve() / "jupyter_config"), "/etc/mine"]
