@@ -1,5 +1,6 @@
 """Every notebook cell that nbval runs (lessons/) must print no TensorFlow log line and no
-Python warning to stderr: a learner reads red as "broken" (see ``ftcourse.startup``)."""
+Python warning: a learner reads red as "broken", and a retracing warning as a bug (see
+``ftcourse.startup``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if outputs:
         from ftcourse.startup import unwanted_lines
 
-        text = "\n".join(o.get("text", "") for o in outputs
-                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
+        # Both streams: TensorFlow's Python logger may write to either.
+        text = "\n".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
         found = unwanted_lines(text)
         if found:
             item.raise_cell_error(  # type: ignore[attr-defined]
-                "the cell printed TensorFlow log lines or warnings to stderr:\n"
+                "the cell printed TensorFlow log lines or warnings:\n"
                 + "\n".join(found[:10]))
     return result
