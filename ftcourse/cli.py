@@ -55,17 +55,31 @@ def fetch(args: argparse.Namespace) -> int:
 
     failures = 0
     if args.only in (None, "weights"):
+        fetched = []
         for name, spec in ARCHITECTURES.items():
-            size = args.image_size if spec.weight_sizes is None or (
-                args.image_size in spec.weight_sizes) else spec.default_size
-            print(f"Fetching ImageNet weights for {name} ({size}x{size}) ...", flush=True)
-            failures += _attempt(functools.partial(build_base, name, size, "imagenet"))
+            sizes = weight_sizes_to_fetch(spec.weight_sizes, spec.default_size, args.image_size)
+            for size in sizes:
+                print(f"Fetching ImageNet weights for {name} ({size}x{size}) ...", flush=True)
+                failures += _attempt(functools.partial(build_base, name, size, "imagenet"))
+            fetched.append(f"{name} at {', '.join(map(str, sizes))}" if spec.weight_sizes
+                           else f"{name} (one file for every size)")
+        print(f"Weights asked for: {'; '.join(fetched)}. Another MobileNetV2 size needs "
+              "`ftcourse fetch --only weights --image-size SIZE`.")
     if args.only in (None, "flowers"):
         print("Fetching the flower photos ...", flush=True)
         failures += _attempt(lambda: print(
             f"  ready in {fetch_flowers(args.flowers_url, args.flowers_sha256)}"))
     print("Done." if not failures else f"{failures} download(s) failed; see above.")
     return 1 if failures else 0
+
+
+def weight_sizes_to_fetch(available: frozenset[int] | None, default: int,
+                          asked: Sequence[int]) -> list[int]:
+    """The image sizes to fetch an architecture's weights at: each size asked for that it has
+    weights for (else its default size), once; a single one when its weights fit any size."""
+    sizes = sorted({size if available is None or size in available else default
+                    for size in asked})
+    return sizes[:1] if available is None else sizes
 
 
 def _build_ci_bases() -> int:
@@ -220,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="full: download ImageNet weights and the flower photos; "
                               "ci: pre-train the ci profile's bases offline (default: full)")
     fetch_parser.add_argument("--only", choices=["weights", "flowers"])
-    fetch_parser.add_argument("--image-size", type=int, default=get_config("full").image_size)
+    fetch_parser.add_argument(
+        "--image-size", type=int, nargs="+", default=sorted({get_config("full").image_size, 224}),
+        help="the sizes to fetch MobileNetV2's weights at (one file per size; the other bases "
+             "have one file for every size); default: the full profile's 160 and 224")
     fetch_parser.add_argument("--flowers-url", help="a mirror of flower_photos.tgz")
     fetch_parser.add_argument("--flowers-sha256", help="the mirror's SHA-256, if it is not "
                               "the same file as the original (default: the original's)")

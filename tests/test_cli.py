@@ -75,9 +75,23 @@ def test_fetch_weights_offline(keras_home: Path, offline: list[str],
     for name in ARCHITECTURES:
         assert f"Fetching ImageNet weights for {name}" in captured.out
         assert f"failed: Could not download the ImageNet weights of {name}" in captured.err
-    assert captured.err.count("ftcourse fetch") == len(ARCHITECTURES)
-    assert f"{len(ARCHITECTURES)} download(s) failed" in captured.out
-    assert len(offline) == len(ARCHITECTURES)
+    # MobileNetV2 at the full profile's 160 and at 224 (the README's example); one file each
+    # for the others.
+    attempts = len(ARCHITECTURES) + 1
+    assert "mobilenet_v2 (160x160)" in captured.out and "mobilenet_v2 (224x224)" in captured.out
+    assert "Weights asked for: mobilenet_v2 at 160, 224; resnet50 (one file" in captured.out
+    assert captured.err.count("ftcourse fetch") == attempts
+    assert f"{attempts} download(s) failed" in captured.out
+    assert len(offline) == attempts
+
+
+def test_weight_sizes_to_fetch() -> None:
+    from ftcourse.cli import weight_sizes_to_fetch
+
+    mobilenet = frozenset({96, 128, 160, 192, 224})
+    assert weight_sizes_to_fetch(mobilenet, 224, [224, 160, 160]) == [160, 224]
+    assert weight_sizes_to_fetch(mobilenet, 224, [100, 96]) == [96, 224]
+    assert weight_sizes_to_fetch(None, 224, [224, 160]) == [160]
 
 
 def test_fetch_weights_uses_a_size_mobilenet_has(keras_home: Path, offline: list[str],
