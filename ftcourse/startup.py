@@ -14,6 +14,7 @@ Introduced in lesson 01: the first cell of every notebook calls it before ``impo
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -30,7 +31,7 @@ _CUINIT = "failed call to cuInit"
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
 
-# What a learner should never see in a cell's stderr: a TensorFlow log line, from C++ (any level)
+# What a learner should never see in a cell's output: a TensorFlow log line, from C++ (any level)
 # or from Python ("WARNING:tensorflow:... retracing"), or a Python warning ("UserWarning: ...").
 _UNWANTED = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|"
                        r"To enable the following instructions|^[A-Z]+:(tensorflow|absl):|"
@@ -76,7 +77,8 @@ def filtered_stderr(drop: Callable[[str], bool]) -> Iterator[None]:
 def import_tensorflow() -> ModuleType:
     """Import TensorFlow and list its devices (which probes CUDA), without the start-up
     notices; return the module. Harmless when TensorFlow is already imported."""
-    with filtered_stderr(is_startup_notice):
+    driver_present = NVIDIA_DRIVER.exists()
+    with filtered_stderr(functools.partial(is_startup_notice, driver_present=driver_present)):
         import tensorflow as tf
 
         tf.config.list_physical_devices()

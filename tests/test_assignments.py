@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from nbconvert.filters import strip_ansi
 
 from ftcourse.grading.course import RELEASE_DIRECTORY, SOURCE_DIRECTORY
 from ftcourse.grading.release import generate_release
@@ -28,9 +29,6 @@ ASSIGNMENTS = [
 ]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS",
            "### END HIDDEN TESTS")
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def notebook(folder: str, assignment: str) -> Path:
@@ -154,7 +152,7 @@ def test_exercise_stubs_fail_every_test_saying_which_part(assignment: str) -> No
     failed = validate(path, invert=False).get("failed", [])
     assert len(failed) == len(tests), [item["source"][:200] for item in failed]
     for item in failed:
-        last = [line for line in ANSI.sub("", item["raw_error"]).splitlines() if line.strip()][-1]
+        last = [line for line in strip_ansi(item["raw_error"]).splitlines() if line.strip()][-1]
         assert re.match(r"(NotAnswered|NotImplementedError): Part [A-D] is not answered yet",
                         last), last
 

@@ -8,6 +8,7 @@ course's settings. Every other grading module takes these names from here.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,18 +25,6 @@ TRUSTED_CHECKS_FILE = "trusted_checks.py"
 # JupyterLab settings of the course: nbgrader's Assignment List and Course List (which need
 # nbgrader's exchange, unused here) switched off. `ftcourse lab` puts it on JUPYTER_CONFIG_PATH.
 JUPYTER_CONFIG_DIRECTORY = "jupyter_config"
-
-
-def jupyter_environment(course_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """``base`` (default: this process's environment) with the course's Jupyter settings first
-    on ``JUPYTER_CONFIG_PATH``."""
-    import os
-
-    env = dict(os.environ if base is None else base)
-    folder = str((Path(course_dir) / JUPYTER_CONFIG_DIRECTORY).resolve())
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-        [folder, *[p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]])
-    return env
 CELL_TIMEOUT_S = 600
 # nbgrader's default ``CourseDirectory.ignore``, used when the course config sets none.
 _NBGRADER_IGNORE = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
@@ -129,3 +118,13 @@ def nbgrader_api(root: Path, config_dir: Path | None = None,
         config.Execute.timeout = CELL_TIMEOUT_S
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir=coursedir, config=config, log_level="WARN")
+
+
+def jupyter_environment(course_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the course's Jupyter settings first
+    on ``JUPYTER_CONFIG_PATH``."""
+    env = dict(os.environ if base is None else base)
+    folder = str((Path(course_dir) / JUPYTER_CONFIG_DIRECTORY).resolve())
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        [folder, *[p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]])
+    return env
