@@ -44,10 +44,10 @@ if TYPE_CHECKING:  # the names a type checker sees; at run time they load on fir
     from ftcourse.startup import import_tensorflow as import_tensorflow
     from ftcourse.training import compile_model as compile_model
     from ftcourse.training import extract_features as extract_features
-    from ftcourse.training import fine_tune as fine_tune
     from ftcourse.training import lr_sweep as lr_sweep
     from ftcourse.training import train as train
     from ftcourse.training import train_head_on_features as train_head_on_features
+    from ftcourse.two_phase import fine_tune as fine_tune
 
 _EXPORTS = {
     "config": ("PROFILES", "CourseConfig", "get_config", "setup"),
@@ -59,11 +59,12 @@ _EXPORTS = {
     "plots": ("image_grid", "plot_confusion_matrix", "plot_freeze_map", "plot_history",
               "plot_lr_sweep", "plot_misclassified"),
     "startup": ("import_tensorflow",),
-    "training": ("compile_model", "extract_features", "fine_tune", "lr_sweep", "train",
+    "training": ("compile_model", "extract_features", "lr_sweep", "train",
                  "train_head_on_features"),
+    "two_phase": ("fine_tune",),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = frozenset({*_EXPORTS, "checks", "cli", "grading", "pretrain"})
+_SUBMODULES = frozenset({*_EXPORTS, "checks", "cli", "cut", "grading", "pretrain"})
 
 __all__ = sorted(_HOME)
 

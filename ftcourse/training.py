@@ -1,7 +1,7 @@
-"""Compiling and training, two-phase fine-tuning, and the frozen-base fast path.
+"""Compiling and training, and the frozen-base fast path.
 
 Introduced in lesson 02 (``compile_model``, ``train``), lesson 04 (the fast path) and
-lesson 05 (``lr_sweep``, ``fine_tune``).
+lesson 05 (``lr_sweep``, ``join_histories``); ``ftcourse.two_phase`` builds on it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from ftcourse.data import ImageData
 from ftcourse.errors import CourseError
-from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, get_base, unfreeze_top
+from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, get_base
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
@@ -68,25 +68,6 @@ def train(model: keras.Model, data: ImageData, epochs: int, initial_epoch: int =
     return model.fit(data.train, validation_data=data.val, epochs=epochs,
                      initial_epoch=initial_epoch, verbose=verbose, callbacks=list(callbacks),
                      shuffle=False)
-
-
-def fine_tune(model: keras.Model, data: ImageData, head_epochs: int, fine_tune_epochs: int,
-              unfreeze: int = 20, learning_rate: float = 1e-3,
-              fine_tune_learning_rate: float = 1e-5, verbose: int | str = "auto"
-              ) -> keras.callbacks.History:
-    """Two phases: train the head on a frozen base, then unfreeze the top layers and go on.
-
-    The returned History holds both phases; ``history.fine_tune_start`` is the epoch where
-    the second began. Introduced in lesson 05.
-    """
-    get_base(model).trainable = False
-    compile_model(model, learning_rate)
-    first = train(model, data, head_epochs, verbose=verbose)
-    unfreeze_top(model, unfreeze)
-    compile_model(model, fine_tune_learning_rate)
-    second = train(model, data, head_epochs + fine_tune_epochs, initial_epoch=head_epochs,
-                   verbose=verbose)
-    return join_histories(first, second)
 
 
 def join_histories(first: keras.callbacks.History, second: keras.callbacks.History
@@ -148,7 +129,8 @@ def train_head_on_features(model: keras.Model, train_features: Features,
     val_data = None if val_features is None else _as_tensors(val_features, "val_features")
     _check_epochs(epochs, batch_size)
     if getattr(head, "optimizer", None) is None or not _same_rate(head, learning_rate):
-        compile_model(head, learning_rate, steps_per_execution=_steps(train_features, batch_size))
+        compile_model(head, learning_rate, steps_per_execution=_steps(len(train_features[0]),
+                                                                  batch_size))
     _build_for_training(head, train_data)
     orders = _epoch_orders(len(train_features[0]), epochs, shuffle)
     return _fit_on_features(head, train_data, val_data, batch_size, orders, verbose)
@@ -172,7 +154,8 @@ def lr_sweep(model: keras.Model, train_features: Features, val_features: Feature
     val_data = _as_tensors(val_features, "val_features")
     _check_epochs(epochs, batch_size)
     start = head.get_weights()
-    compile_model(head, rates[0], steps_per_execution=_steps(train_features, batch_size))
+    compile_model(head, rates[0], steps_per_execution=_steps(len(train_features[0]),
+                                                                  batch_size))
     _build_for_training(head, train_data)
     fresh_state = [variable.numpy() for variable in head.optimizer.variables]
     orders = _epoch_orders(len(train_features[0]), epochs, shuffle=True)
@@ -242,17 +225,21 @@ def _epoch_orders(size: int, epochs: int, shuffle: bool) -> list[np.ndarray]:
 
 def _fit_on_features(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor],
                      val_data: tuple[tf.Tensor, tf.Tensor] | None, batch_size: int,
-                     orders: list[np.ndarray], verbose: int | str
+                     orders: list[np.ndarray], verbose: int | str, initial_epoch: int = 0
                      ) -> keras.callbacks.History:
-    """What ``head.fit`` does, with one compiled call per epoch and per validation pass."""
+    """What ``head.fit`` does, with one compiled call per epoch and per validation pass.
+
+    ``x`` in the data may be one tensor or a tuple of them (a model with several inputs).
+    """
     train_epoch, evaluate = _compiled_loops(head)
     size = tf.constant(batch_size, tf.int32)
     # Validation in bigger chunks: fewer steps, the same means (Keras weights each by its size).
     val_size = tf.constant(max(batch_size, _EVAL_CHUNK), tf.int32)
     history = keras.callbacks.History()
     history.set_model(head)
-    history.set_params({"verbose": verbose, "epochs": len(orders),
-                        "steps": -(-int(train_data[0].shape[0]) // batch_size)})
+    rows = int(train_data[1].shape[0])
+    history.set_params({"verbose": verbose, "epochs": initial_epoch + len(orders),
+                        "steps": -(-rows // batch_size)})
     history.on_train_begin()
     progress = None
     for epoch, order in enumerate(orders):
@@ -261,7 +248,7 @@ def _fit_on_features(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor],
             val_logs = evaluate(*val_data, val_size)
             logs.update({f"val_{key}": value for key, value in val_logs.items()})
         logs = {key: float(value) for key, value in logs.items()}
-        history.on_epoch_end(epoch, logs)
+        history.on_epoch_end(initial_epoch + epoch, logs)
         if progress is None:
             progress = keras.utils.Progbar(len(orders), verbose=_progbar(verbose),
                                            stateful_metrics=list(logs), unit_name="epoch")
@@ -274,7 +261,8 @@ def _build_for_training(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tenso
     """Create the optimizer's, loss's and metrics' variables before any compiled loop runs."""
     if not head.optimizer.built:
         head.optimizer.build(head.trainable_variables)
-    head.test_step((train_data[0][:1], train_data[1][:1]))  # builds the compiled metrics
+    first = tf.nest.map_structure(lambda tensor: tensor[:1], train_data)
+    head.test_step(first)  # builds the compiled metrics
     head.reset_metrics()
 
 
@@ -296,20 +284,29 @@ def _compiled_loops(head: keras.Model) -> tuple[Callable, Callable]:
         head.reset_metrics()
         for step in tf.range((tf.size(order) + batch_size - 1) // batch_size):
             rows = order[step * batch_size:(step + 1) * batch_size]
-            head.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+            head.train_step((_gather(x, rows), tf.gather(y, rows)))
         return head.get_metrics_result()
 
     def evaluate(x, y, batch_size):
         head.reset_metrics()
-        for step in tf.range((tf.shape(x)[0] + batch_size - 1) // batch_size):
+        for step in tf.range((tf.shape(y)[0] + batch_size - 1) // batch_size):
             rows = slice(step * batch_size, (step + 1) * batch_size)
-            head.test_step((x[rows], y[rows]))
+            head.test_step((_slice(x, rows), y[rows]))
         return head.get_metrics_result()
 
     loops = (tf.function(train_epoch, reduce_retracing=True),
              tf.function(evaluate, reduce_retracing=True))
     object.__setattr__(head, "_ftcourse_loops", (owners, weights, loops))  # untracked by Keras
     return loops
+
+
+def _gather(x: tf.Tensor | tuple[tf.Tensor, ...], rows: tf.Tensor):
+    """The given rows of one input tensor, or of each of several."""
+    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, rows), x)
+
+
+def _slice(x: tf.Tensor | tuple[tf.Tensor, ...], rows: slice):
+    return tf.nest.map_structure(lambda tensor: tensor[rows], x)
 
 
 def _compiled_extractor(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -337,9 +334,9 @@ def _check_image_shape(model: keras.Model, images: tf.Tensor) -> None:
                           "image_size (ftcourse.load_dataset(..., image_size=...)).")
 
 
-def _steps(features: Features, batch_size: int) -> int:
+def _steps(rows: int, batch_size: int) -> int:
     """Run a whole epoch per call when it is short: less per-step overhead."""
-    return max(1, min(64, -(-len(features[0]) // batch_size)))
+    return max(1, min(64, -(-rows // batch_size)))
 
 
 def _progbar(verbose: int | str) -> int:

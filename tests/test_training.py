@@ -14,7 +14,6 @@ from ftcourse.training import (
     compile_model,
     extract_features,
     feature_extractor,
-    fine_tune,
     join_histories,
     loss_for,
     lr_sweep,
@@ -22,6 +21,7 @@ from ftcourse.training import (
     train,
     train_head_on_features,
 )
+from ftcourse.two_phase import fine_tune
 
 SIZE = 32
 
