@@ -67,6 +67,7 @@ class Data:
     train_ds: tf.data.Dataset
     val_ds: tf.data.Dataset
     images: np.ndarray  # training then validation images (the first ones calibrate BatchNorm)
+    labels: np.ndarray  # their labels, in the same order
     num_classes: int
     train_count: int
     val_count: int
@@ -117,7 +118,7 @@ def load_digits(samples: int, image_size: int, batch_size: int, seed: int) -> Da
     train_ds = (tf.data.Dataset.from_tensor_slices((images[:split], labels[:split]))
                 .shuffle(split, seed=seed, reshuffle_each_iteration=True).batch(batch_size))
     val_ds = tf.data.Dataset.from_tensor_slices((images[split:], labels[split:])).batch(batch_size)
-    return Data(train_ds, val_ds, images, 10, split, samples - split)
+    return Data(train_ds, val_ds, images, labels, 10, split, samples - split)
 
 
 def feature_scale(forward: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray) -> float:

@@ -258,8 +258,10 @@ def _as_inputs(activations: Activations, name: str):
 
 
 def _compiled(part: keras.Model):
-    """``part`` in inference mode as one traced function."""
-    @tf.function(reduce_retracing=True)
+    """``part`` in inference mode as one traced function, for any batch size (traced once)."""
+    specs = [tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype) for tensor in part.inputs]
+
+    @tf.function(input_signature=[_one_or_many(specs)])
     def forward(inputs):
         return part(inputs, training=False)
 
