@@ -38,7 +38,7 @@ def write_report(results: Sequence[Result], assignments: dict[str, Assignment],
     """Write ``grades.csv`` and the histogram into ``output`` and print the summary."""
     write_grades_csv(results, assignments, output / "grades.csv")
     print(summary(results, assignments))
-    if any(r.scores for r in results):
+    if any(r.status == "graded" for r in results):
         save_histogram(results, assignments, output / "scores_histogram.png")
     print(f"Wrote {output / 'grades.csv'} and feedback in {output / 'feedback'}.")
 
@@ -79,12 +79,16 @@ def _number(value: float) -> str:
 def summary(results: Sequence[Result], assignments: dict[str, Assignment]) -> str:
     """Per assignment and part: mean, median, full marks; then every failure by name.
 
-    Submissions with scores count, including those with a cell that timed out.
+    Only ``graded`` submissions count: a timeout or a failure keeps whatever it scored before
+    it stopped in ``grades.csv``, but those partial scores are not grades, so they are listed
+    apart and never enter the statistics.
     """
     lines = []
     for name in sorted({r.assignment for r in results} & set(assignments)):
-        graded = [r for r in results if r.assignment == name and r.scores]
-        lines.append(f"\n{name}: {len(graded)} scored")
+        graded = [r for r in results if r.assignment == name and r.status == "graded"]
+        others = sum(r.assignment == name and r.status != "graded" for r in results)
+        apart = f" ({others} not graded, listed below and left out)" if others else ""
+        lines.append(f"\n{name}: {len(graded)} graded{apart}")
         if not graded:
             continue
         lines.append(f"  {'part':<32} {'mean':>6} {'median':>7} {'full marks':>11}")
@@ -106,18 +110,19 @@ def summary(results: Sequence[Result], assignments: dict[str, Assignment]) -> st
 
 def save_histogram(results: Sequence[Result], assignments: dict[str, Assignment],
                    path: Path) -> Path:
-    """A histogram of total scores, one panel per assignment (a Figure, no pyplot)."""
+    """A histogram of the graded submissions' totals, one panel per assignment (no pyplot)."""
     from matplotlib.figure import Figure
 
-    names = sorted({r.assignment for r in results if r.scores} & set(assignments))
+    results = [r for r in results if r.status == "graded"]
+    names = sorted({r.assignment for r in results} & set(assignments))
     figure = Figure(figsize=(6, 2.6 * len(names)), layout="constrained")
     for axes, name in zip(figure.subplots(len(names), 1, squeeze=False)[:, 0], names,
                           strict=True):
-        totals = [r.total for r in results if r.assignment == name and r.scores]
+        totals = [r.total for r in results if r.assignment == name]
         top = assignments[name].max_score
         axes.hist(totals, bins=min(20, max(5, int(top) + 1)), range=(0, max(top, 1)),
                   color="tab:blue", edgecolor="white")
-        axes.set(title=f"{name} ({len(totals)} scored)", xlabel=f"total score (of {top:g})",
+        axes.set(title=f"{name} ({len(totals)} graded)", xlabel=f"total score (of {top:g})",
                  ylabel="students")
         axes.yaxis.get_major_locator().set_params(integer=True)
     figure.savefig(path, dpi=100)
