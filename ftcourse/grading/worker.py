@@ -114,6 +114,18 @@ def explain_failure(text: str) -> str:
     if "Timeout waiting for IOPub output" in text:
         return ("a cell printed faster than the grader could read its output (nbclient: "
                 "Timeout waiting for IOPub output): print less")
+    if "SchemaTooNewError" in text or "use an newer version" in text:
+        return ("its nbgrader metadata is from a newer nbgrader than the grader's (schema_version "
+                "too new): ask the student to re-download the released notebook and copy their "
+                "answers into it, or upgrade nbgrader on the grading machine")
+    if "SchemaTooOldError" in text or "use an old version" in text:
+        return ("its nbgrader metadata is in an old format (schema_version too old): run "
+                "'nbgrader update' on the submission, or re-release and ask the student to "
+                "re-download")
+    if re.search(r"KeyError: ['\"]grade_id['\"]", text):
+        return ("a graded or test cell lost its nbgrader grade_id (its cell metadata was edited): "
+                "ask the student to copy their answers into a fresh download of the released "
+                "notebook")
     lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"\w+(Error|Exception)\b", line)]
     return (errors or lines or ["nbgrader could not autograde the notebook"])[-1][:300]

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def test_the_grading_process_skips_the_slow_optional_iri_checker() -> None:
     """Without ``rfc3987_syntax`` nbformat still validates notebooks, and rejects bad ones."""
@@ -53,3 +55,20 @@ def test_an_output_flood_gets_a_reason_that_names_it() -> None:
            "A cell timed out while it was being executed, after 4 seconds.\n    The message "
            "was: Timeout waiting for IOPub output.\n[ERROR] Please see the the above traceback")
     assert "print less" in explain_failure(log)
+
+
+@pytest.mark.parametrize(("log", "expected"), [
+    ("[ERROR] One or more notebooks in the assignment use an newer version \nof the nbgrader "
+     "metadata format. Please update your version of \nnbgrader to the latest version to be able "
+     "to use this notebook.\nnbgrader.converters.base.NbGraderException: One or more notebooks",
+     "schema_version too new"),
+    ("Traceback (most recent call last):\n  File \"savecells.py\", line 104\n"
+     "    grade_id = cell.metadata.nbgrader['grade_id']\nKeyError: 'grade_id'",
+     "lost its nbgrader grade_id"),
+])
+def test_metadata_failures_get_a_reason_an_instructor_can_act_on(log: str, expected: str
+                                                                 ) -> None:
+    from ftcourse.grading.worker import explain_failure
+
+    reason = explain_failure(log)
+    assert expected in reason and "download" in reason, reason
