@@ -7,6 +7,8 @@ with configurable traits, built like ``nbgrader/preprocessors/clearhiddentests.p
 
 - :class:`RemoveHandover` drops the cell the grader appended to hand results over;
 - :class:`LimitTextOutputs` cuts each text output (one line can be huge);
+- :class:`RedactHiddenEchoes` replaces each output line that repeats a hidden-test line (a
+  second wall: the kernel never sees a file holding them, see ``sandbox``);
 - :class:`HideHiddenTests` replaces each hidden-test region by a placeholder and the errors it
   raised by a neutral message (a visible check's own message is kept);
 - :class:`TrustedNotes` puts the trusted grading's notes at the top.
@@ -17,6 +19,7 @@ with configurable traits, built like ``nbgrader/preprocessors/clearhiddentests.p
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -55,6 +58,30 @@ class LimitTextOutputs(NbGraderPreprocessor):
         if cell.cell_type == "code":
             cap_outputs(cell, self.max_chars, self.cut_message)
         return cell, resources
+
+
+class RedactHiddenEchoes(NbGraderPreprocessor):
+    """Replace each output line that repeats a hidden-test line of the notebook (as written,
+    JSON- or HTML-escaped, or as a Python repr) by ``message``.
+
+    Hidden lines shorter than ``min_chars`` (``)``, ``pass``) are not looked for: they give
+    nothing away and would blank ordinary output.
+    """
+
+    begin_delimiter = Unicode("BEGIN HIDDEN TESTS").tag(config=True)
+    end_delimiter = Unicode("END HIDDEN TESTS").tag(config=True)
+    min_chars = Integer(8, help="Shortest hidden line (stripped) that is looked for.").tag(
+        config=True)
+    message = Unicode("(a line of the hidden tests, removed by the grader)").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]
+                   ) -> tuple[NotebookNode, dict[str, Any]]:
+        secrets = hidden_forms(nb, self.begin_delimiter, self.end_delimiter, self.min_chars)
+        if secrets:
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    redact_outputs(cell, secrets, self.message)
+        return nb, resources
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -102,8 +129,8 @@ def preprocessors() -> list[type[Preprocessor]]:
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
 
-    return [GetGrades, RemoveHandover, LimitTextOutputs, HideHiddenTests, TrustedNotes,
-            CSSHTMLHeaderPreprocessor]
+    return [GetGrades, RemoveHandover, LimitTextOutputs, RedactHiddenEchoes, HideHiddenTests,
+            TrustedNotes, CSSHTMLHeaderPreprocessor]
 
 
 def is_handover(cell: NotebookNode, mark: str = HANDOVER_MARK) -> bool:
@@ -150,6 +177,47 @@ def strip_hidden(source: str, begin: str = HideHiddenTests.begin_delimiter.defau
         elif not inside:
             kept.append(line)
     return "\n".join(kept)
+
+
+def hidden_forms(nb: NotebookNode, begin: str, end: str, min_chars: int) -> set[str]:
+    """Every hidden-test line of ``nb`` (stripped, at least ``min_chars`` long) in the forms
+    an output could show it: as written, JSON-escaped, HTML-escaped and as a repr."""
+    forms = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        for number in hidden_lines(cell.source, begin, end):
+            line = lines[number - 1].strip()
+            if len(line) >= min_chars:
+                forms |= {line, json.dumps(line)[1:-1], html.escape(line), repr(line)[1:-1]}
+    return forms
+
+
+def redact_outputs(cell: NotebookNode, secrets: set[str], message: str) -> None:
+    """Replace each line of a cell's outputs (text, text-like data, errors) that holds one of
+    ``secrets`` by ``message``; drop structured data that holds one."""
+    def clean(text: str) -> str:
+        return "".join(message + line[len(line.rstrip("\r\n")):]
+                       if any(s in line for s in secrets) else line
+                       for line in text.splitlines(keepends=True))
+
+    for output in cell.get("outputs", []):
+        if "text" in output:
+            output["text"] = clean(_joined(output["text"]))
+        data = output.get("data", {})
+        for key, value in list(data.items()):
+            if isinstance(value, (str, list)):
+                data[key] = clean(_joined(value))
+            elif any(s in json.dumps(value) for s in secrets):  # JSON data: dropped whole
+                del data[key]
+        if output.get("output_type") == "error":
+            output["evalue"] = clean(output.get("evalue", ""))
+            output["traceback"] = [clean(line) for line in output.get("traceback", [])]
+
+
+def _joined(text: str | list[str]) -> str:
+    return text if isinstance(text, str) else "".join(text)
 
 
 def neutral_error(output: dict[str, Any], hidden: set[int],

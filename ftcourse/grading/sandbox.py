@@ -10,7 +10,8 @@ Threat model. With isolation (the launcher runs as root and may create a mount n
 groups, ``no_new_privs``) in a private mount namespace where: each ``hide`` path (solutions,
 gradebook, other students' folders, grading output) is covered by an empty read-only mount; the
 only writable place is a fresh size-capped tmpfs mounted on ``scratch`` (its working directory
-and ``$HOME``, holding a copy of the folder nbgrader started the kernel in), which vanishes with
+and ``$HOME``, holding a copy of the folder nbgrader started the kernel in, notebooks left out
+since the one being graded holds its hidden tests there), which vanishes with
 the kernel and which no other kernel sees; ``/tmp``, ``/var/tmp`` and ``/run/lock`` are empty
 and read-only, ``/dev/shm`` lies inside the scratch tmpfs; directories that ``nobody`` could not
 reach (such as a Python installed under ``/root``) show only what the kernel needs; ``/proc``
@@ -61,6 +62,8 @@ NOBODY = 65534
 # What the kernel sees of the grader's Keras cache, read-only: weights and datasets.
 KERAS_CACHE_FOLDERS = ("models", "datasets")
 KERNEL_NAME = "python3"
+# Never copied into the kernel's working folder (see _prepare_workdir).
+NOTEBOOK_SUFFIX = ".ipynb"
 # Where an isolated kernel sees its outbox (relative to scratch; the launcher owns .home).
 OUTBOX = Path(".home") / "outbox"
 # Directories any user may write to on a typical Linux host; each is replaced in the sandbox.
@@ -337,10 +340,12 @@ def _bind_outbox(outbox: Path, inside: Path) -> None:
 
 
 def _prepare_workdir(work: Path, hide: list[Path], connection: bytes, start: Path) -> None:
-    """Create the kernel's home folders and connection file, then copy ``start`` into ``work``.
+    """Create the kernel's home folders and connection file, then copy ``start`` into ``work``,
+    notebooks left out.
 
     The home folders exist before the copy, so a submitted ``.home`` symlink cannot redirect
-    the launcher's own writes.
+    the launcher's own writes. nbgrader starts the kernel in the autograded folder, where the
+    notebook being graded already holds its hidden tests: no notebook is copied.
     """
     home = work / ".home"
     for sub in ("tmp", "shm", ".keras", ".config/matplotlib", ".ipython", ".cache"):
@@ -350,21 +355,24 @@ def _prepare_workdir(work: Path, hide: list[Path], connection: bytes, start: Pat
     (home / "connection.json").chmod(0o600)
     # Hidden paths that contain the start folder guard other folders, not this one.
     skip = [path for path in hide if not _is_under(start, path)]
-    _copy_tree(start, work, skip, top_skip={".home"})
+    _copy_tree(start, work, skip, top_skip={".home"}, suffix_skip=NOTEBOOK_SUFFIX)
 
 
-def _copy_tree(source: Path, dest: Path, skip: list[Path], top_skip: Iterable[str] = ()) -> None:
-    """Copy files, folders and symlinks (as links, never followed); skip hidden paths."""
+def _copy_tree(source: Path, dest: Path, skip: list[Path], top_skip: Iterable[str] = (),
+               suffix_skip: str | None = None) -> None:
+    """Copy files, folders and symlinks (as links, never followed); skip hidden paths and
+    names ending in ``suffix_skip``."""
     for entry in os.scandir(source):
         path = Path(entry.path)
-        if entry.name in top_skip or any(_is_under(path, hidden) for hidden in skip):
+        if (entry.name in top_skip or any(_is_under(path, hidden) for hidden in skip)
+                or (suffix_skip and entry.name.lower().endswith(suffix_skip))):
             continue
         target = dest / entry.name
         if entry.is_symlink():
             os.symlink(os.readlink(path), target)
         elif entry.is_dir(follow_symlinks=False):
             target.mkdir()
-            _copy_tree(path, target, skip)
+            _copy_tree(path, target, skip, suffix_skip=suffix_skip)
         elif entry.is_file(follow_symlinks=False):
             shutil.copyfile(path, target, follow_symlinks=False)
 

@@ -116,6 +116,40 @@ def test_feedback_shows_no_hidden_tests_and_no_solutions(tiny_batch) -> None:
     carol = visible_text((output / "feedback" / "carol" / f"{TINY}.html").read_text())
     assert feedback.HideHiddenTests.message.default_value in carol
 
+# A submission that looks for notebooks in its working folder and in the grader's scratch
+# folders (readable only without isolation) and prints every one it finds.
+SPY = ("import glob, os, tempfile\n"
+       "found = glob.glob('**/*.ipynb', recursive=True)\n"
+       "found += glob.glob({scratch!r} + '/ftcourse-grade-*/**/*.ipynb', recursive=True)\n"
+       "for path in sorted(found):\n"
+       "    print('FOUND', path)\n"
+       "    print(open(path).read())\n"
+       "print('SEARCHED', len(found))\n" + CORRECT["add"])
+
+
+@pytest.mark.parametrize("isolate", [
+    pytest.param(True, marks=pytest.mark.skipif(not isolation_available(),
+                                                reason="isolation needs root and mounts")),
+    False])
+def test_no_hidden_test_reaches_a_spying_submission(tiny_course: Path, tmp_path: Path,
+                                                    isolate: bool) -> None:
+    """Isolated, the kernel finds no notebook at all; without isolation it can read the
+    autograded copy, and the feedback shows none of its hidden lines."""
+    import tempfile
+
+    spy = SPY.format(scratch=tempfile.gettempdir())
+    nbformat.write(tiny_with(tiny_course, add=spy, double=CORRECT["double"]),
+                   tmp_path / f"mallory_{TINY}.ipynb")
+    output = tmp_path / "out"
+    grade_submissions(tmp_path, tiny_course, GradingOptions(output=output, isolate=isolate))
+    assert read_rows(output / "grades.csv")[0]["total"] == "5"
+    page = visible_text((output / "feedback" / "mallory" / f"{TINY}.html").read_text())
+    assert "SEARCHED" in page and SECRET not in page and "double(4)" not in page
+    if isolate:
+        assert "SEARCHED 0" in page
+    else:  # the second wall was needed
+        assert "FOUND" in page and feedback.RedactHiddenEchoes.message.default_value in page
+
 def test_a_stuck_notebook_is_stopped_with_its_kernel(tiny_course: Path, tmp_path: Path) -> None:
     """The per-notebook wall-clock limit kills the grading process and the kernel."""
     import psutil

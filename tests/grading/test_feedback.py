@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ftcourse.grading import feedback, verdicts
 
 
@@ -52,3 +54,29 @@ def test_a_cell_past_its_time_limit_is_named() -> None:
     nb.cells[2].outputs = [new_output("error", ename="CellTimeoutError", evalue="",
                                       traceback=[])]
     assert feedback.timed_out_cells(nb) == ["part_a", "cell 3"]
+
+
+def test_output_lines_that_repeat_a_hidden_line_are_redacted() -> None:
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    secret = "assert double(4) == 8, 'kept secret'"
+    test = new_code_cell(f"assert f(1) == 2\n### BEGIN HIDDEN TESTS\n{secret}\n)\n"
+                         "### END HIDDEN TESTS")
+    spy = new_code_cell("print(open('other.ipynb').read())")
+    escaped = json.dumps(secret + "\n") + ","  # as the line sits in an .ipynb file
+    spy.outputs = [
+        new_output("stream", name="stdout", text=f"before\n  {escaped}\n)\nafter\n"),
+        new_output("execute_result", data={"text/plain": [repr(secret)],
+                                           "text/html": "<p>" + secret.replace("'", "&#x27;"),
+                                           "application/json": {"line": secret}}),
+        new_output("error", ename="ValueError", evalue=secret, traceback=["x", secret]),
+    ]
+    nb, _ = feedback.RedactHiddenEchoes()(new_notebook(cells=[test, spy]), {})
+    shown = str(nb.cells[1].outputs)
+    assert "kept secret" not in shown
+    message = feedback.RedactHiddenEchoes.message.default_value
+    stream, result, error = nb.cells[1].outputs
+    # Only the line that held the secret is replaced; a short hidden line (")") is not sought.
+    assert stream.text == f"before\n{message}\n)\nafter\n"
+    assert result.data == {"text/plain": message, "text/html": message}
+    assert error.traceback == ["x", message]
