@@ -160,7 +160,7 @@ def grading_options(args: argparse.Namespace) -> GradingOptions:
         cell_timeout=args.cell_timeout, profile=args.profile, sandboxed=args.sandbox,
         isolate={"auto": None, "on": True, "off": False}[args.isolate], limits=limits,
         keras_cache=Path(args.keras_cache), trusted=args.trusted,
-        judge_timeout=args.judge_timeout)
+        judge_timeout=args.judge_timeout, scheduler=args.scheduler or args.cluster)
 
 
 def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -187,6 +187,14 @@ def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     grade_parser.add_argument("--profile", choices=PROFILES,
                               help=f"{PROFILE_ENV} for the kernels and trusted checks "
                               "(default: this shell's)")
+    cluster = grade_parser.add_argument_group(
+        "cluster", "grade on Dask workers instead of --workers local processes (needs "
+        'pip install "ftcourse[cluster]"; see README, Grading a big class)')
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="the Dask scheduler of an existing cluster, e.g. tcp://HOST:8786")
+    where.add_argument("--cluster", metavar="local:N",
+                       help="start a Dask LocalCluster of N worker processes for this run")
     sandbox = grade_parser.add_argument_group(
         "sandbox", "how each student's kernel is confined (see README, Grading integrity)")
     sandbox.add_argument("--no-sandbox", dest="sandbox", action="store_false",

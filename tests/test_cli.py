@@ -147,6 +147,21 @@ def test_grade_reaches_every_sandbox_knob(tmp_path: Path, monkeypatch) -> None:
         tmp_path, False, "full", 3)
 
 
+def test_grade_on_a_cluster_by_address_or_local_size(tmp_path: Path, monkeypatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from ftcourse.grading import engine
+
+    seen: list = []
+    monkeypatch.setattr(engine, "grade_submissions", lambda *a, **k: seen.append(a[2]) or 0)
+    assert cli.main(["grade", str(tmp_path), "--scheduler", "tcp://10.0.0.1:8786"]) == 0
+    assert cli.main(["grade", str(tmp_path), "--cluster", "local:3"]) == 0
+    assert cli.main(["grade", str(tmp_path)]) == 0
+    assert [options.scheduler for options in seen] == ["tcp://10.0.0.1:8786", "local:3", None]
+    with pytest.raises(SystemExit):
+        cli.main(["grade", str(tmp_path), "--cluster", "local:3", "--scheduler", "tcp://x:1"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_grade_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["grade", "--help"])

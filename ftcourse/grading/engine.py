@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ def grade_submissions(submissions: Path, course_dir: Path,
     options = options or GradingOptions()
     course_dir, output = Path(course_dir).resolve(), Path(options.output)
     assignments = find_assignments(course_dir)
-    with (tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
+    with (pool(options) as grade_tasks,
+          tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
           tempfile.TemporaryDirectory(prefix="ftcourse-kernels-") as kernels):
         work = Path(scratch)
         found = collect_submissions(Path(submissions), assignments, work / "unpacked", assignment)
@@ -114,10 +116,25 @@ def grade_submissions(submissions: Path, course_dir: Path,
                       assignments[s.assignment].notebooks,
                       {p.grade_id: p.points for p in assignments[s.assignment].parts},
                       guard, threads) for s in todo]
-        results += grade_all(tasks, options.workers)
+        results += grade_tasks(tasks)
     results.sort(key=lambda r: (r.assignment, r.student, r.source))
     report.write_report(results, assignments, output)
     return 0 if all(r.status == "graded" for r in results) else 1
+
+
+@contextlib.contextmanager
+def pool(options: GradingOptions) -> Iterator[Callable[[list[Task]], list[Result]]]:
+    """What grades a list of tasks: the local pool of ``options.workers`` processes, or the
+    Dask cluster at ``options.scheduler`` (:mod:`~ftcourse.grading.cluster`, imported only
+    then), connected before anything is graded."""
+    if options.scheduler is None:
+        yield functools.partial(grade_all, workers=options.workers)
+        return
+    from ftcourse.grading import cluster
+
+    with cluster.connect(options.scheduler) as client:
+        yield functools.partial(cluster.grade_on_cluster, client,
+                                output=Path(options.output))
 
 
 def grade_all(tasks: list[Task], workers: int) -> list[Result]:

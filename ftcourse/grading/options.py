@@ -28,7 +28,10 @@ class GradingOptions:
     ``True`` insists, ``False`` applies limits and a clean environment only. ``limits``: the
     kernel's resource limits. ``keras_cache``: the Keras cache whose weights the kernel may
     read. ``trusted``: cap each part by ``trusted_checks.py`` where the assignment has one;
-    ``judge_timeout``: seconds for those checks per submission.
+    ``judge_timeout``: seconds for those checks per submission. ``scheduler``: grade on the
+    Dask cluster at this address (``tcp://HOST:8786``), or on a ``LocalCluster`` of N worker
+    processes started for the run (``local:N``); ``None`` grades in the local pool of
+    ``workers`` processes.
     """
 
     output: Path = Path("grading-output")
@@ -42,6 +45,7 @@ class GradingOptions:
     keras_cache: Path = field(default_factory=keras_home)
     trusted: bool = True
     judge_timeout: float = JUDGE_TIMEOUT_S
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
