@@ -70,7 +70,8 @@ def time_batch(exercise: Path, course_dir: Path, copies: int, workers: int) -> f
             (folder / f"student{index:02d}_{exercise.name}").write_bytes(exercise.read_bytes())
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            options = GradingOptions(output=Path(scratch) / "out", workers=workers)
+            options = GradingOptions(output=Path(scratch) / "out", workers=workers,
+                                     gradebook=False)
             code = grade_submissions(folder, course_dir, options,
                                      assignment=exercise.parent.name)
         seconds = time.perf_counter() - started

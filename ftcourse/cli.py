@@ -137,7 +137,7 @@ def handout(args: argparse.Namespace) -> int:
 
 def grade(args: argparse.Namespace) -> int:
     """Autograde a folder of submissions; write grades.csv, feedback and a summary."""
-    from ftcourse.grading.engine import grade_submissions
+    from ftcourse.grading.batch import grade_submissions
 
     return grade_submissions(Path(args.submissions), Path(args.course_dir),
                              grading_options(args), assignment=args.assignment)
@@ -160,7 +160,8 @@ def grading_options(args: argparse.Namespace) -> GradingOptions:
         cell_timeout=args.cell_timeout, profile=args.profile, sandboxed=args.sandbox,
         isolate={"auto": None, "on": True, "off": False}[args.isolate], limits=limits,
         keras_cache=Path(args.keras_cache), trusted=args.trusted,
-        judge_timeout=args.judge_timeout, scheduler=args.scheduler or args.cluster)
+        judge_timeout=args.judge_timeout, scheduler=args.scheduler or args.cluster,
+        gradebook=args.gradebook)
 
 
 def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -177,6 +178,10 @@ def _grade_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     grade_parser.add_argument("--output", default="grading-output",
                               help="where grades.csv, feedback/ and logs/ are written "
                               "(default: %(default)s)")
+    grade_parser.add_argument("--no-gradebook", dest="gradebook", action="store_false",
+                              help="leave the course's gradebook.db as it is (by default the "
+                              "final scores are recorded there, for formgrader and nbgrader "
+                              "export)")
     grade_parser.add_argument("--workers", type=int, default=1,
                               help="submissions graded at the same time (default: 1)")
     grade_parser.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT_S,

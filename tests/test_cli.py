@@ -123,20 +123,20 @@ def test_course_errors_exit_with_status_2(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_cli_grade_passes_the_time_limits(tmp_path: Path, monkeypatch) -> None:
-    from ftcourse.grading import engine
+    from ftcourse.grading import batch
 
     seen = {}
-    monkeypatch.setattr(engine, "grade_submissions",
+    monkeypatch.setattr(batch, "grade_submissions",
                         lambda *a, **k: seen.update(options=a[2], **k) or 0)
     assert cli.main(["grade", str(tmp_path), "--timeout", "30", "--cell-timeout", "7"]) == 0
     assert (seen["options"].timeout, seen["options"].cell_timeout) == (30, 7)
 
 
 def test_grade_reaches_every_sandbox_knob(tmp_path: Path, monkeypatch) -> None:
-    from ftcourse.grading import engine
+    from ftcourse.grading import batch
 
     seen = {}
-    monkeypatch.setattr(engine, "grade_submissions", lambda *a, **k: seen.update(options=a[2]) or 0)
+    monkeypatch.setattr(batch, "grade_submissions", lambda *a, **k: seen.update(options=a[2]) or 0)
     assert cli.main(["grade", str(tmp_path), "--memory-mb", "0", "--cpu-seconds", "60",
                      "--isolate", "off", "--keras-cache", str(tmp_path), "--no-trusted",
                      "--profile", "full", "--workers", "3", "--output", str(tmp_path)]) == 0
@@ -149,10 +149,10 @@ def test_grade_reaches_every_sandbox_knob(tmp_path: Path, monkeypatch) -> None:
 
 def test_grade_on_a_cluster_by_address_or_local_size(tmp_path: Path, monkeypatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from ftcourse.grading import engine
+    from ftcourse.grading import batch
 
     seen: list = []
-    monkeypatch.setattr(engine, "grade_submissions", lambda *a, **k: seen.append(a[2]) or 0)
+    monkeypatch.setattr(batch, "grade_submissions", lambda *a, **k: seen.append(a[2]) or 0)
     assert cli.main(["grade", str(tmp_path), "--scheduler", "tcp://10.0.0.1:8786"]) == 0
     assert cli.main(["grade", str(tmp_path), "--cluster", "local:3"]) == 0
     assert cli.main(["grade", str(tmp_path)]) == 0

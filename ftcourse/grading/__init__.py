@@ -20,7 +20,14 @@ One concept per module, each importing only the modules listed before it:
   (a fork of a server that imported nbgrader once, see ``forkserver``);
 - :mod:`~ftcourse.grading.report`: each submission's :class:`Result`, ``grades.csv``, the
   summary and the histogram;
-- :mod:`~ftcourse.grading.engine`: grading a batch, one submission at a time as a plain function.
+- :mod:`~ftcourse.grading.gradebook`: the final scores recorded in the course's nbgrader
+  gradebook, for formgrader and ``nbgrader export``;
+- :mod:`~ftcourse.grading.engine`: grading one submission as a plain function, and the local
+  pool of processes;
+- :mod:`~ftcourse.grading.cluster`: the same function on a Dask cluster, each task carrying its
+  files (Dask is imported only for ``--scheduler``/``--cluster``);
+- :mod:`~ftcourse.grading.batch`: ``ftcourse grade``'s whole run, from the submissions to the
+  report and the gradebook.
 
 The engine uses nothing of the students' helpers: only :mod:`ftcourse.errors` and
 :mod:`ftcourse.cache` (where Keras keeps its files), which both sides share, and never imports
@@ -34,7 +41,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ftcourse.grading.engine import grade_submissions as grade_submissions
+    from ftcourse.grading.batch import grade_submissions as grade_submissions
     from ftcourse.grading.options import GradingOptions as GradingOptions
     from ftcourse.grading.release import release_all as release_all
     from ftcourse.grading.report import Result as Result
@@ -44,7 +51,7 @@ if TYPE_CHECKING:
     from ftcourse.grading.verdicts import Verdict as Verdict
 
 _EXPORTS = {
-    "engine": ("grade_submissions",),
+    "batch": ("grade_submissions",),
     "options": ("GradingOptions",),
     "release": ("release_all",),
     "report": ("Result",),

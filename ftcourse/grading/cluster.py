@@ -36,7 +36,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ftcourse.cache import keras_home
-from ftcourse.config import PROFILE_ENV
 from ftcourse.errors import CourseError
 from ftcourse.grading.engine import Guard, Task, grade_one, threads_per_worker
 from ftcourse.grading.options import GradingOptions
@@ -44,6 +43,7 @@ from ftcourse.grading.report import Result
 from ftcourse.grading.submissions import Submission
 
 LOCAL_PREFIX = "local:"
+PROFILE_ENV = "FTCOURSE_PROFILE"  # ftcourse.config's, which the grading side does not import
 CONNECT_TIMEOUT_S = 10
 INSTALL_HINT = 'pip install "ftcourse[cluster]" (or, in a checkout, pip install -e ".[cluster]")'
 # Retries of a task whose worker died, on the clusters that `local:N` starts.

@@ -1,9 +1,8 @@
-"""Grade a batch of submissions: the instructor's side of ``ftcourse grade``.
+"""Grading one submission, and the local pool that grades many on this machine.
 
-:func:`grade_submissions` finds the submissions (:mod:`~ftcourse.grading.submissions`), grades
-each one with :func:`grade_one`, ``options.workers`` at a time, and writes the report
-(:mod:`~ftcourse.grading.report`). :func:`grade_one` is a plain function of plain data (a
-:class:`Task`) that returns a :class:`Result` and never raises, whichever pool runs it.
+:func:`grade_one` is a plain function of plain data (a :class:`Task`) that returns a
+:class:`Result` and never raises, whichever pool runs it: :func:`grade_all` (``workers``
+threads, each driving a grading process) or a Dask worker (:mod:`~ftcourse.grading.cluster`).
 
 Each submission is graded by nbgrader in its own scratch course folder (its own copy of the
 assignment and its own gradebook) by a separate process (:mod:`~ftcourse.grading.worker`), so one
@@ -21,31 +20,29 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ftcourse.errors import CourseError
-from ftcourse.grading import forkserver, report, sandbox, verdicts, worker
+from ftcourse.grading import forkserver, sandbox, verdicts, worker
 from ftcourse.grading.course import (
     CONFIG_FILE,
     SOURCE_DIRECTORY,
     TRUSTED_CHECKS_FILE,
-    find_assignments,
     nbgrader_api,
     read_parts,
 )
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.report import Result
-from ftcourse.grading.submissions import Submission, collect_submissions
+from ftcourse.grading.submissions import Submission
 
 MAX_ARTIFACTS_BYTES = 1024 * 2**20
 FEEDBACK_TIMEOUT_S = 600
@@ -80,61 +77,6 @@ class Task:
     points: Mapping[str, float] = field(default_factory=dict)
     guard: Guard | None = None
     threads: int | None = None
-
-
-def grade_submissions(submissions: Path, course_dir: Path,
-                      options: GradingOptions | None = None,
-                      assignment: str | None = None) -> int:
-    """Grade a folder of submissions (of ``assignment`` only, if given); return 0 if every one
-    was graded, else 1. Raises ``CourseError`` on bad input, before grading anything.
-
-    Writes ``grades.csv``, ``feedback/<student>/<notebook>.html``, ``scores_histogram.png``
-    and, for failures, ``logs/`` into ``options.output``.
-    """
-    options = options or GradingOptions()
-    course_dir, output = Path(course_dir).resolve(), Path(options.output)
-    assignments = find_assignments(course_dir)
-    with (pool(options) as grade_tasks,
-          tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
-          tempfile.TemporaryDirectory(prefix="ftcourse-kernels-") as kernels):
-        work = Path(scratch)
-        found = collect_submissions(Path(submissions), assignments, work / "unpacked", assignment)
-        todo = [s for s in found if not s.status]
-        results = [Result(s.student, s.assignment, s.source, s.status, s.reason)
-                   for s in found if s.status]
-        templates = {name: cached_template(course_dir, name)
-                     for name in sorted({s.assignment for s in todo})}
-        output.mkdir(parents=True, exist_ok=True)
-        guard = None
-        if options.sandboxed:
-            hide = [work, output.resolve(), course_dir / SOURCE_DIRECTORY,
-                    *{t.parent for t in templates.values()}]
-            hide += [p for p in [course_dir / "gradebook.db"] if p.exists()]
-            guard = Guard(Path(kernels), tuple(hide))
-        threads = threads_per_worker(options.workers)
-        tasks = [Task(s, templates[s.assignment], work / "runs", options,
-                      assignments[s.assignment].notebooks,
-                      {p.grade_id: p.points for p in assignments[s.assignment].parts},
-                      guard, threads) for s in todo]
-        results += grade_tasks(tasks)
-    results.sort(key=lambda r: (r.assignment, r.student, r.source))
-    report.write_report(results, assignments, output)
-    return 0 if all(r.status == "graded" for r in results) else 1
-
-
-@contextlib.contextmanager
-def pool(options: GradingOptions) -> Iterator[Callable[[list[Task]], list[Result]]]:
-    """What grades a list of tasks: the local pool of ``options.workers`` processes, or the
-    Dask cluster at ``options.scheduler`` (:mod:`~ftcourse.grading.cluster`, imported only
-    then), connected before anything is graded."""
-    if options.scheduler is None:
-        yield functools.partial(grade_all, workers=options.workers)
-        return
-    from ftcourse.grading import cluster
-
-    with cluster.connect(options.scheduler) as client:
-        yield functools.partial(cluster.grade_on_cluster, client,
-                                output=Path(options.output))
 
 
 def grade_all(tasks: list[Task], workers: int) -> list[Result]:

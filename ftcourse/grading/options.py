@@ -31,7 +31,8 @@ class GradingOptions:
     ``judge_timeout``: seconds for those checks per submission. ``scheduler``: grade on the
     Dask cluster at this address (``tcp://HOST:8786``), or on a ``LocalCluster`` of N worker
     processes started for the run (``local:N``); ``None`` grades in the local pool of
-    ``workers`` processes.
+    ``workers`` processes. ``gradebook``: record the final scores in the course's nbgrader
+    ``gradebook.db`` after the batch.
     """
 
     output: Path = Path("grading-output")
@@ -46,6 +47,7 @@ class GradingOptions:
     trusted: bool = True
     judge_timeout: float = JUDGE_TIMEOUT_S
     scheduler: str | None = None
+    gradebook: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -21,7 +21,7 @@ from tiny import CORRECT, COURSES, TINY, read_rows, tiny_with
 
 from ftcourse.errors import CourseError
 from ftcourse.grading import cluster
-from ftcourse.grading.engine import grade_submissions
+from ftcourse.grading.batch import grade_submissions
 from ftcourse.grading.options import GradingOptions
 
 MINI = "mini"
@@ -87,7 +87,8 @@ def test_a_cluster_grades_like_the_local_pool_and_survives_a_killed_worker(
     from distributed import Client, LocalCluster
 
     local = tmp_path / "local"
-    grade_submissions(lms, course, GradingOptions(output=local, workers=2, cell_timeout=5))
+    grade_submissions(lms, course, GradingOptions(output=local, workers=2, cell_timeout=5,
+                                                  gradebook=False))
     killed: list[int] = []
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
             LocalCluster(n_workers=2, threads_per_worker=1,
@@ -96,8 +97,9 @@ def test_a_cluster_grades_like_the_local_pool_and_survives_a_killed_worker(
         spy = threading.Thread(target=kill_when_grading, args=(client, KILLED, killed))
         spy.start()
         remote = tmp_path / "remote"
-        grade_submissions(lms, course, GradingOptions(output=remote, cell_timeout=5,
-                                                      scheduler=dask_cluster.scheduler_address))
+        grade_submissions(lms, course, GradingOptions(
+            output=remote, cell_timeout=5, scheduler=dask_cluster.scheduler_address,
+            gradebook=False))
         spy.join()
     assert killed, f"{KILLED}'s worker was never seen grading"
     assert rows_without_times(remote) == rows_without_times(local)
@@ -115,7 +117,8 @@ def test_a_local_cluster_is_started_for_the_run(course: Path, tmp_path: Path) ->
     nbformat.write(tiny_with(course, **CORRECT), tmp_path / f"alice_{TINY}.ipynb")
     output = tmp_path / "out"
     assert grade_submissions(tmp_path, course, GradingOptions(output=output,
-                                                              scheduler="local:1")) == 0
+                                                              scheduler="local:1",
+                                                              gradebook=False)) == 0
     assert read_rows(output / "grades.csv")[0]["total"] == "5"
 
 

@@ -20,8 +20,9 @@ from tiny import CORRECT, SECRET, SOLUTION_MARK, TINY, read_rows, tiny_with
 
 from ftcourse.errors import CourseError
 from ftcourse.grading import engine, feedback, verdicts
+from ftcourse.grading.batch import grade_submissions
 from ftcourse.grading.course import read_parts
-from ftcourse.grading.engine import Result, grade_submissions
+from ftcourse.grading.engine import Result
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.sandbox import isolation_available
 from ftcourse.startup import unwanted_lines
@@ -66,7 +67,8 @@ def tiny_batch(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory):
                    folder / f"kim_{TINY}.ipynb")
     output = tmp_path_factory.mktemp("graded")
     code = grade_submissions(folder, tiny_course,
-                             GradingOptions(output=output, workers=2, cell_timeout=5))
+                             GradingOptions(output=output, workers=2, cell_timeout=5,
+                                            gradebook=False))
     with open(output / "grades.csv", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     return code, rows, output
@@ -141,7 +143,8 @@ def test_no_hidden_test_reaches_a_spying_submission(tiny_course: Path, tmp_path:
     nbformat.write(tiny_with(tiny_course, add=spy, double=CORRECT["double"]),
                    tmp_path / f"mallory_{TINY}.ipynb")
     output = tmp_path / "out"
-    grade_submissions(tmp_path, tiny_course, GradingOptions(output=output, isolate=isolate))
+    grade_submissions(tmp_path, tiny_course, GradingOptions(output=output, isolate=isolate,
+                                                                   gradebook=False))
     assert read_rows(output / "grades.csv")[0]["total"] == "5"
     page = visible_text((output / "feedback" / "mallory" / f"{TINY}.html").read_text())
     assert "SEARCHED" in page and SECRET not in page and "double(4)" not in page
@@ -160,7 +163,8 @@ def test_a_stuck_notebook_is_stopped_with_its_kernel(tiny_course: Path, tmp_path
     nbformat.write(stuck, folder / f"zoe_{TINY}.ipynb")
     before = {p.pid for p in psutil.process_iter()}  # other kernels may be running
     code = grade_submissions(folder, tiny_course, GradingOptions(
-        output=tmp_path / "out", timeout=12, cell_timeout=600), assignment=TINY)
+        output=tmp_path / "out", timeout=12, cell_timeout=600, gradebook=False),
+        assignment=TINY)
     assert code == 1
     rows = read_rows(tmp_path / "out" / "grades.csv")
     assert (rows[0]["student"], rows[0]["status"]) == ("zoe", "timeout")
@@ -224,7 +228,8 @@ def real_batch(tmp_path_factory: pytest.TempPathFactory):
             target.mkdir(parents=True, exist_ok=True)
             nbformat.write(copy.deepcopy(nb), target / solution.name)
     output = submitted.parent / "out"
-    code = grade_submissions(submitted.parent, REPO, GradingOptions(output=output, workers=2))
+    code = grade_submissions(submitted.parent, REPO, GradingOptions(output=output, workers=2,
+                                                                             gradebook=False))
     with open(output / "grades.csv", encoding="utf-8") as handle:
         rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(handle)}
     return code, rows, output

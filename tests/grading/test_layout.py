@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "ftcourse" / "grading"
 # The order of ftcourse/grading/__init__.py's docstring: a module may import those before it.
 LAYERS = ["course", "sandbox", "forkserver", "verdicts", "options", "submissions", "release",
-          "handout", "feedback", "worker", "report", "engine"]
+          "handout", "feedback", "worker", "report", "gradebook", "engine", "cluster", "batch"]
 
 
 def imported(module: str) -> set[str]:

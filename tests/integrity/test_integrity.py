@@ -54,8 +54,9 @@ from hostile_cases import (
 )
 
 from ftcourse.grading import engine
+from ftcourse.grading.batch import grade_submissions
 from ftcourse.grading.course import read_parts
-from ftcourse.grading.engine import grade_submissions, prepare_template
+from ftcourse.grading.engine import prepare_template
 from ftcourse.grading.options import GradingOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -161,7 +162,7 @@ def batch(kits: dict[str, Kit], base: Path):
         for name, kit in kits.items():
             options = GradingOptions(output=base / "out" / name, workers=WORKERS[name],
                                      timeout=NOTEBOOK_TIMEOUT_S,
-                                     cell_timeout=CELL_TIMEOUT_S[name])
+                                     cell_timeout=CELL_TIMEOUT_S[name], gradebook=False)
             grade_submissions(folders[name], kit.course, options, assignment=name)
     finally:
         tempfile.tempdir = saved

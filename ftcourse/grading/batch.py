@@ -1,0 +1,86 @@
+"""A batch: ``ftcourse grade``'s whole run, from a folder of submissions to the report.
+
+:func:`grade_submissions` finds the submissions (:mod:`~ftcourse.grading.submissions`), turns
+each into an :class:`~ftcourse.grading.engine.Task`, hands the tasks to a pool (the engine's
+local processes, or a Dask cluster: :mod:`~ftcourse.grading.cluster`), writes the report
+(:mod:`~ftcourse.grading.report`) and records the grades in the course's gradebook
+(:mod:`~ftcourse.grading.gradebook`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ftcourse.errors import CourseError
+from ftcourse.grading import cluster, engine, gradebook, report
+from ftcourse.grading.course import SOURCE_DIRECTORY, find_assignments
+from ftcourse.grading.options import GradingOptions
+from ftcourse.grading.report import Result
+from ftcourse.grading.submissions import collect_submissions
+
+
+def grade_submissions(submissions: Path, course_dir: Path,
+                      options: GradingOptions | None = None,
+                      assignment: str | None = None) -> int:
+    """Grade a folder of submissions (of ``assignment`` only, if given); return 0 if every one
+    was graded, else 1. Raises ``CourseError`` on bad input, before grading anything.
+
+    Writes ``grades.csv``, ``feedback/<student>/<notebook>.html``, ``scores_histogram.png``
+    and, for failures, ``logs/`` into ``options.output``; then, with ``options.gradebook``,
+    the final scores into the course's ``gradebook.db`` (:mod:`~ftcourse.grading.gradebook`;
+    a gradebook that cannot be written is reported and makes the status 1).
+    """
+    options = options or GradingOptions()
+    course_dir, output = Path(course_dir).resolve(), Path(options.output)
+    assignments = find_assignments(course_dir)
+    with (pool(options) as grade_tasks,
+          tempfile.TemporaryDirectory(prefix="ftcourse-grade-") as scratch,
+          tempfile.TemporaryDirectory(prefix="ftcourse-kernels-") as kernels):
+        work = Path(scratch)
+        found = collect_submissions(Path(submissions), assignments, work / "unpacked", assignment)
+        todo = [s for s in found if not s.status]
+        results = [Result(s.student, s.assignment, s.source, s.status, s.reason)
+                   for s in found if s.status]
+        templates = {name: engine.cached_template(course_dir, name)
+                     for name in sorted({s.assignment for s in todo})}
+        output.mkdir(parents=True, exist_ok=True)
+        guard = None
+        if options.sandboxed:
+            hide = [work, output.resolve(), course_dir / SOURCE_DIRECTORY,
+                    *{t.parent for t in templates.values()}]
+            hide += [p for p in [course_dir / "gradebook.db"] if p.exists()]
+            guard = engine.Guard(Path(kernels), tuple(hide))
+        threads = engine.threads_per_worker(options.workers)
+        tasks = [engine.Task(s, templates[s.assignment], work / "runs", options,
+                      assignments[s.assignment].notebooks,
+                      {p.grade_id: p.points for p in assignments[s.assignment].parts},
+                      guard, threads) for s in todo]
+        results += grade_tasks(tasks)
+    results.sort(key=lambda r: (r.assignment, r.student, r.source))
+    report.write_report(results, assignments, output)
+    recorded = True
+    if options.gradebook:
+        try:
+            print(gradebook.record_grades(course_dir, results, assignments))
+        except CourseError as error:  # grades.csv is written: nothing is lost
+            print(f"The gradebook was not updated: {error}", file=sys.stderr)
+            recorded = False
+    return 0 if recorded and all(r.status == "graded" for r in results) else 1
+
+
+@contextlib.contextmanager
+def pool(options: GradingOptions) -> Iterator[Callable[[list[engine.Task]], list[Result]]]:
+    """What grades a list of tasks: the engine's local pool of ``options.workers`` processes,
+    or the Dask cluster at ``options.scheduler`` (Dask is imported only then), connected
+    before anything is graded."""
+    if options.scheduler is None:
+        yield functools.partial(engine.grade_all, workers=options.workers)
+        return
+    with cluster.connect(options.scheduler) as client:
+        yield functools.partial(cluster.grade_on_cluster, client,
+                                output=Path(options.output))
