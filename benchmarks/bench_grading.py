@@ -61,17 +61,19 @@ def find_exercise(course_dir: Path, assignment: str | None) -> Path:
     return found[0]
 
 
-def time_batch(exercise: Path, course_dir: Path, copies: int, workers: int) -> float:
-    """Seconds to grade ``copies`` copies of the exercise (a flat folder, one per student)."""
+def time_batch(exercise: Path, course_dir: Path, copies: int, workers: int,
+               scheduler: str | None = None) -> float:
+    """Seconds to grade ``copies`` copies of the exercise (a flat folder, one per student),
+    in the local pool of ``workers`` or on the Dask cluster at ``scheduler``."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "submissions"
         folder.mkdir()
         for index in range(copies):
             (folder / f"student{index:02d}_{exercise.name}").write_bytes(exercise.read_bytes())
         started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             options = GradingOptions(output=Path(scratch) / "out", workers=workers,
-                                     gradebook=False)
+                                     gradebook=False, scheduler=scheduler)
             code = grade_submissions(folder, course_dir, options,
                                      assignment=exercise.parent.name)
         seconds = time.perf_counter() - started
