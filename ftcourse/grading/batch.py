@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -18,10 +19,13 @@ from pathlib import Path
 
 from ftcourse.errors import CourseError
 from ftcourse.grading import cluster, engine, gradebook, report
-from ftcourse.grading.course import SOURCE_DIRECTORY, find_assignments
+from ftcourse.grading.course import SOURCE_DIRECTORY, Assignment, find_assignments
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.report import Result
 from ftcourse.grading.submissions import collect_submissions
+
+# The course's own nbgrader folders and gradebook: other students' work and grades.
+COURSE_PRIVATE = ("gradebook.db", "autograded", "submitted", "feedback")
 
 
 def grade_submissions(submissions: Path, course_dir: Path,
@@ -51,10 +55,9 @@ def grade_submissions(submissions: Path, course_dir: Path,
         output.mkdir(parents=True, exist_ok=True)
         guard = None
         if options.sandboxed:
-            hide = [work, output.resolve(), course_dir / SOURCE_DIRECTORY,
-                    *{t.parent for t in templates.values()}]
-            hide += [p for p in [course_dir / "gradebook.db"] if p.exists()]
-            guard = engine.Guard(Path(kernels), tuple(hide))
+            hide = hidden_paths(course_dir, Path(submissions), [work, output, *{
+                t.parent for t in templates.values()}])
+            guard = engine.Guard(Path(kernels), hide)
         threads = engine.threads_per_worker(options.workers)
         tasks = [engine.Task(s, templates[s.assignment], work / "runs", options,
                       assignments[s.assignment].notebooks,
@@ -63,14 +66,37 @@ def grade_submissions(submissions: Path, course_dir: Path,
         results += grade_tasks(tasks)
     results.sort(key=lambda r: (r.assignment, r.student, r.source))
     report.write_report(results, assignments, output)
-    recorded = True
-    if options.gradebook:
-        try:
-            print(gradebook.record_grades(course_dir, results, assignments))
-        except CourseError as error:  # grades.csv is written: nothing is lost
-            print(f"The gradebook was not updated: {error}", file=sys.stderr)
-            recorded = False
+    recorded = not options.gradebook or record(course_dir, results, assignments, output)
     return 0 if recorded and all(r.status == "graded" for r in results) else 1
+
+
+def hidden_paths(course_dir: Path, submissions: Path, scratch: list[Path]) -> tuple[Path, ...]:
+    """What no kernel may see: the grader's ``scratch`` folders, the course's sources, gradebook
+    and nbgrader folders, and the folder of submissions (every student's work), unless this
+    Python lies inside it."""
+    hide = [p.resolve() for p in scratch] + [course_dir / SOURCE_DIRECTORY]
+    hide += [p for p in (course_dir / name for name in COURSE_PRIVATE) if p.exists()]
+    submissions = submissions.resolve()
+    if not Path(sys.prefix).resolve().is_relative_to(submissions):
+        hide.append(submissions)
+    return tuple(hide)
+
+
+def record(course_dir: Path, results: list[Result], assignments: dict[str, Assignment],
+           output: Path) -> bool:
+    """Record the grades in the course's gradebook and move the autograded notebooks of the
+    recorded ones into its ``autograded/`` (formgrader shows a notebook only with it); say
+    why not and return ``False`` when the gradebook cannot be written."""
+    staged = output / engine.STAGED_AUTOGRADED
+    try:
+        print(gradebook.record_grades(course_dir, results, assignments))
+        gradebook.install_autograded(staged, course_dir, results)
+        return True
+    except CourseError as error:  # grades.csv is written: nothing is lost
+        print(f"The gradebook was not updated: {error}", file=sys.stderr)
+        return False
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -45,6 +45,9 @@ from ftcourse.grading.report import Result
 from ftcourse.grading.submissions import Submission
 
 MAX_ARTIFACTS_BYTES = 1024 * 2**20
+# Where grade_one leaves the autograded notebooks (hidden tests included) for the batch to move
+# into the course's autograded/ folder, which formgrader reads.
+STAGED_AUTOGRADED = ".autograded"
 FEEDBACK_TIMEOUT_S = 600
 # Forks one grading process per submission, with nbgrader imported once.
 WORKERS = forkserver.Server(preload=worker.PRELOAD)
@@ -174,7 +177,8 @@ def grade_one(task: Task) -> Result:
     missing = sorted(set(task.expected) - set(submission.notebooks))
     if result.status == "graded" and missing:
         result.status = "incomplete"
-        result.reason = f"missing {', '.join(m + '.ipynb' for m in missing)} (scored 0)"
+        result.reason = (f"missing {', '.join(m + '.ipynb' for m in missing)} (scored 0): ask "
+                         "the student for it and grade again")
     earned = [grade_id for grade_id, score in result.scores.items() if score > 0]
     if parts and earned:  # a verdict only ever lowers a score: judge the parts that scored
         artifacts = collect_artifacts((kernel_dir or root) / "outbox", root / "artifacts")
@@ -184,7 +188,8 @@ def grade_one(task: Task) -> Result:
         result.notes = "; ".join(notes)
         if notes:
             rewrite_feedback(root, submission, notes, env)
-    _collect_outputs(root, submission, options.output, keep_log=result.status != "graded")
+    _collect_outputs(root, submission, options.output, keep_log=result.status != "graded",
+                     keep_autograded=options.gradebook)
     result.seconds = time.monotonic() - started
     shutil.rmtree(root, ignore_errors=True)
     if kernel_dir is not None:
@@ -204,9 +209,12 @@ def autograde(result: Result, root: Path, options: GradingOptions,
     except forkserver.Stopped as stopped:
         if stopped.over:
             result.status = "timeout"
-            result.reason = f"grading took longer than {options.timeout:g} s (an endless loop?)"
+            result.reason = (f"grading took longer than {options.timeout:g} s (an endless "
+                             "loop?): read its log in logs/, and raise --timeout if the "
+                             "notebook is only slow")
         else:
-            result.reason = f"the grading process stopped ({stopped})"
+            result.reason = (f"the grading process stopped ({stopped}): read its log in "
+                             "logs/, then grade it again")
         return
     result.status, result.reason = outcome["status"], outcome["reason"]
     result.scores = outcome["scores"]
@@ -303,7 +311,16 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (cores or 1) // workers)
 
 
-def _collect_outputs(root: Path, submission: Submission, output: Path, keep_log: bool) -> None:
+def _collect_outputs(root: Path, submission: Submission, output: Path, keep_log: bool,
+                     keep_autograded: bool) -> None:
+    """Copy the feedback, the log (``keep_log``) and the autograded notebooks
+    (``keep_autograded``, into ``output/STAGED_AUTOGRADED``) out of the scratch course."""
+    if keep_autograded:
+        graded = root / "autograded" / submission.student / submission.assignment
+        staged = output / STAGED_AUTOGRADED / submission.student / submission.assignment
+        for notebook in sorted(graded.glob("*.ipynb")):
+            staged.mkdir(parents=True, exist_ok=True)
+            shutil.copy(notebook, staged / notebook.name)
     feedback = root / "feedback" / submission.student / submission.assignment
     for html in sorted(feedback.glob("*.html")):
         destination = output / "feedback" / submission.student

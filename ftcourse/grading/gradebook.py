@@ -66,6 +66,19 @@ def record_grades(course_dir: Path, results: Sequence[Result],
     return _summary(recorded, skipped, url, course_dir)
 
 
+def install_autograded(staged: Path, course_dir: Path, results: Sequence[Result]) -> None:
+    """Move each recorded result's autograded notebooks from ``staged/<student>/<assignment>``
+    into ``course_dir/autograded/`` (nbgrader's layout), replacing an earlier grading's."""
+    for result in (r for r in results if r.status in RECORDED):
+        source = staged / result.student / result.assignment
+        if not source.is_dir():
+            continue
+        target = course_dir / "autograded" / result.student / result.assignment
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+
+
 def gradebook_url(course_dir: Path) -> str:
     """The gradebook nbgrader's commands use in ``course_dir``: the course's
     ``CourseDirectory.db_url`` (a relative SQLite path taken from ``course_dir``), else

@@ -128,7 +128,8 @@ def _collect_nbgrader(submitted: Path, assignments: dict[str, Assignment],
                                     str(work.relative_to(submitted)))
             if work.name not in assignments:
                 submission.fail("unmatched", f"no assignment named {work.name!r} in "
-                                f"{SOURCE_DIRECTORY}/")
+                                f"{SOURCE_DIRECTORY}/: rename the folder to an assignment's "
+                                "name and grade again")
             else:
                 for notebook in work.glob("*.ipynb"):
                     if notebook.stem in assignments[work.name].notebooks:
@@ -152,7 +153,8 @@ def _collect_flat(folder: Path, assignments: dict[str, Assignment], unpack_dir: 
         if notebook in submission.notebooks:
             loose.append(Submission(student, owner[notebook], source, status="duplicate",
                                     reason=f"{student} handed in {notebook}.ipynb more than "
-                                    f"once; graded {submission.source}"))
+                                    f"once; graded {submission.source}: remove the copy that "
+                                    "should not count and grade again"))
             return
         if source not in submission.source.split(", "):
             submission.source = f"{submission.source}, {source}"
@@ -164,7 +166,8 @@ def _collect_flat(folder: Path, assignments: dict[str, Assignment], unpack_dir: 
             if notebook is None:
                 loose.append(Submission(student, unknown, path.name, status="unmatched",
                                         reason="the file name does not end in a notebook name "
-                                        f"of the course ({', '.join(sorted(owner))})"))
+                                        f"of the course ({', '.join(sorted(owner))}): rename it "
+                                        "<student>_<notebook>.ipynb and grade again"))
             else:
                 add(student, notebook, path, path.name)
         elif path.suffix == ".zip":
@@ -173,7 +176,8 @@ def _collect_flat(folder: Path, assignments: dict[str, Assignment], unpack_dir: 
                 notebooks = unpack_zip(path, unpack_dir / path.stem)
             except (zipfile.BadZipFile, CourseError) as error:
                 loose.append(Submission(student, unknown, path.name, status="invalid",
-                                        reason=f"cannot unpack the zip file ({error})"))
+                                        reason=f"cannot unpack the zip file ({error}): ask "
+                                        "the student to hand it in again"))
                 continue
             matched = [nb for nb in notebooks if nb.stem in owner]
             for unpacked in matched:
@@ -182,10 +186,12 @@ def _collect_flat(folder: Path, assignments: dict[str, Assignment], unpack_dir: 
                 names = ", ".join(nb.name for nb in notebooks) or "no notebooks"
                 loose.append(Submission(student, unknown, path.name, status="missing",
                                         reason=f"the zip holds no notebook of the course "
-                                        f"(found: {names})"))
+                                        f"(found: {names}): ask the student to hand in the "
+                                        "released notebook, named as released"))
         else:
             loose.append(Submission(path.stem.split("_")[0], unknown, path.name,
-                                    status="unmatched", reason="not a .ipynb or .zip file"))
+                                    status="unmatched", reason="not a .ipynb or .zip file: "
+                                    "ask for the notebook itself (or a .zip of it)"))
     return sorted(by_key.values(), key=lambda s: (s.assignment, s.student)) + loose
 
 
@@ -250,10 +256,11 @@ def _check_complete(submission: Submission, assignments: dict[str, Assignment]) 
     for name, path in submission.notebooks.items():
         problem = check_notebook(path)
         if problem:
-            submission.fail("invalid", f"{name}.ipynb: {problem}")
+            submission.fail("invalid", f"{name}.ipynb: {problem}: ask the student to hand in "
+                            "the notebook again, saved from JupyterLab")
             return
     expected = assignments[submission.assignment].notebooks
     missing = [nb for nb in expected if nb not in submission.notebooks]
     if len(missing) == len(expected):
         submission.fail("missing", f"no {' or '.join(nb + '.ipynb' for nb in missing)} in the "
-                        "submission")
+                        "submission: ask the student to hand it in")

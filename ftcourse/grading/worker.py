@@ -55,13 +55,15 @@ def autograde_here(root: Path, assignment: str, student: str,
         unavailable += environment_errors(graded_nb)
     if unavailable:  # not the student's fault: never a silent zero
         return {"status": "failed", "scores": scores,
-                "reason": f"the grading machine lacks what the notebook loads: {unavailable[0]}"}
+                "reason": f"the grading machine lacks what the notebook loads: {unavailable[0]}"
+                + ("" if FETCH_HINT in unavailable[0] else f"; {FETCH_HINT}")}
     status, notes = "graded", []
     if timed_out:
         limit = api.coursedir.config.Execute.timeout
         status = "timeout"
         notes.append(f"{', '.join(timed_out)} ran longer than the {limit} s cell limit "
-                     "(scored as it stands)")
+                     "(scored as it stands): raise --cell-timeout if the cell is only slow, "
+                     "and grade it again")
     if manual:
         notes.append(f"needs manual grading: {', '.join(manual)}")
     if not write_feedback(api, assignment, student):
@@ -108,9 +110,11 @@ def environment_errors(nb: Any) -> list[str]:
 def explain_failure(text: str) -> str:
     """A one-line reason from nbgrader's error and log output."""
     if "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text:
-        return "the kernel died while running the notebook (a crash, os._exit or out of memory)"
+        return ("the kernel died while running the notebook (a crash, os._exit or out of "
+                "memory): read its log in logs/; if it ran out of memory, raise --memory-mb")
     if "UnresponsiveKernelError" in text:
-        return "the kernel stopped responding"
+        return ("the kernel stopped responding: read its log in logs/, then grade it again "
+                "(raise --cell-timeout if a cell is only slow)")
     if "Timeout waiting for IOPub output" in text:
         return ("a cell printed faster than the grader could read its output (nbclient: "
                 "Timeout waiting for IOPub output): print less")
@@ -128,7 +132,8 @@ def explain_failure(text: str) -> str:
                 "notebook")
     lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"\w+(Error|Exception)\b", line)]
-    return (errors or lines or ["nbgrader could not autograde the notebook"])[-1][:300]
+    last = (errors or lines or ["nbgrader could not autograde the notebook"])[-1][:300]
+    return f"{last}: read its log in logs/ (nbgrader's own words), then grade it again"
 
 
 def read_scores(api: NbGraderAPI, assignment: str, student: str

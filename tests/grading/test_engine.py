@@ -95,6 +95,17 @@ def test_batch_grades_the_good_and_names_each_broken_one(tiny_batch) -> None:
     assert rows["carol"]["test_add"] == "2" and rows["carol"]["test_double"] == "0"
     assert all(row["max"] == "5" for row in rows.values())
 
+# What a reason tells the instructor to do, one of these in each.
+ACTIONS = ("ask the student", "grade again", "grade it again", "raise --", "rename")
+
+
+def test_every_reason_says_what_to_do(tiny_batch) -> None:
+    _, rows, _ = tiny_batch
+    for name, row in rows.items():
+        if row["status"] != "graded":
+            assert any(action in row["reason"] for action in ACTIONS), (name, row["reason"])
+
+
 def test_batch_writes_feedback_summary_and_histogram(tiny_batch, capsys) -> None:
     _, rows, output = tiny_batch
     graded = sorted(name for name, row in rows.items() if row["status"] in ("graded", "timeout"))
@@ -118,11 +129,12 @@ def test_feedback_shows_no_hidden_tests_and_no_solutions(tiny_batch) -> None:
     carol = visible_text((output / "feedback" / "carol" / f"{TINY}.html").read_text())
     assert feedback.HideHiddenTests.message.default_value in carol
 
-# A submission that looks for notebooks in its working folder and in the grader's scratch
-# folders (readable only without isolation) and prints every one it finds.
+# A submission that looks for notebooks in its working folder, the grader's scratch folders and
+# the folder of submissions (readable only without isolation) and prints every one it finds.
 SPY = ("import glob, os, tempfile\n"
        "found = glob.glob('**/*.ipynb', recursive=True)\n"
        "found += glob.glob({scratch!r} + '/ftcourse-grade-*/**/*.ipynb', recursive=True)\n"
+       "found += glob.glob({submissions!r} + '/*.ipynb')\n"
        "for path in sorted(found):\n"
        "    print('FOUND', path)\n"
        "    print(open(path).read())\n"
@@ -135,11 +147,12 @@ SPY = ("import glob, os, tempfile\n"
     False])
 def test_no_hidden_test_reaches_a_spying_submission(tiny_course: Path, tmp_path: Path,
                                                     isolate: bool) -> None:
-    """Isolated, the kernel finds no notebook at all; without isolation it can read the
-    autograded copy, and the feedback shows none of its hidden lines."""
+    """Isolated, the kernel finds no notebook at all (not even the submissions); without
+    isolation it can read the autograded copy, and the feedback shows none of its hidden
+    lines."""
     import tempfile
 
-    spy = SPY.format(scratch=tempfile.gettempdir())
+    spy = SPY.format(scratch=tempfile.gettempdir(), submissions=str(tmp_path))
     nbformat.write(tiny_with(tiny_course, add=spy, double=CORRECT["double"]),
                    tmp_path / f"mallory_{TINY}.ipynb")
     output = tmp_path / "out"

@@ -110,8 +110,8 @@ def test_recording_leaves_the_release_as_it_is(recorded, tiny_course: Path) -> N
     course = recorded[0]
     exercise = Path("exercises") / TINY / f"{TINY}.ipynb"
     assert (course / exercise).read_bytes() == (tiny_course / exercise).read_bytes()
-    assert sorted(p.name for p in course.iterdir()) == ["exercises", "gradebook.db",
-                                                         "solutions"]
+    assert sorted(p.name for p in course.iterdir()) == ["autograded", "exercises",
+                                                         "gradebook.db", "solutions"]
 
 
 def test_a_lowered_part_scores_the_lower_with_its_reason_on_the_answer(
@@ -213,3 +213,13 @@ def test_changed_cells_of_a_graded_assignment_are_a_course_error(recorded,
     assert "Cannot add or remove cells" in str(raised.value)
     assert "Traceback" not in str(raised.value)
     assert scores(course)["alice"] == {"test_add": 2.0, "test_double": 3.0}
+
+
+def test_formgrader_lists_the_autograded_notebooks(recorded, tmp_path: Path) -> None:
+    """formgrader lists a notebook's submissions only where ``autograded/`` holds it."""
+    from ftcourse.grading.course import nbgrader_api
+
+    course = course_copy(recorded, tmp_path)
+    assert sorted(p.name for p in (course / "autograded").iterdir()) == ["alice", "bob", "carol"]
+    listed = nbgrader_api(course).get_notebook_submissions(TINY, TINY)
+    assert {s["student"]: s["score"] for s in listed} == {"alice": 5.0, "bob": 0.0, "carol": 2.0}
