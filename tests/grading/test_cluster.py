@@ -1,7 +1,8 @@
 """Grading on a Dask cluster: the same grades.csv as the local pool, no submission lost when a
-worker dies mid-task, a clear error when the scheduler cannot be reached.
+worker dies mid-task, the trusted checks on the worker, a clear error when the scheduler cannot
+be reached.
 
-The cluster is a real ``LocalCluster`` of worker processes; the course holds the tiny
+The clusters are real ``LocalCluster``s of worker processes; the course holds the tiny
 assignment (statuses, feedback) and the mini one (trusted checks), both without TensorFlow."""
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def course(tiny_course: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lms(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Good, partial (zipped), broken and slow submissions of the tiny assignment, and one
-    that cheats the mini one's in-kernel tests (the statuses' own cases are in test_engine)."""
+    """Good, partial (zipped), broken and slow submissions of the tiny assignment (the other
+    statuses' cases are in test_engine)."""
     folder = tmp_path_factory.mktemp("lms")
     nbformat.write(tiny_with(course, **CORRECT), folder / f"alice_{TINY}.ipynb")
     with zipfile.ZipFile(folder / "carol.zip", "w") as zipped:
@@ -51,12 +52,15 @@ def lms(course: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / f"dave_{TINY}.ipynb").write_text('{"cells": [', encoding="utf-8")
     nbformat.write(tiny_with(course, add=SLOW, double=CORRECT["double"]),
                    folder / f"{KILLED}_{TINY}.ipynb")
+    return folder
+
+
+def mini_cheat(course: Path) -> nbformat.NotebookNode:
     mini = nbformat.read(course / "solutions" / MINI / f"{MINI}.ipynb", as_version=4)
     for cell in mini.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "part_a_area":
             cell.source = MINI_CHEAT
-    nbformat.write(mini, folder / f"mallory_{MINI}.ipynb")
-    return folder
+    return mini
 
 
 def rows_without_times(output: Path) -> list[dict[str, str]]:
@@ -80,45 +84,68 @@ def kill_when_grading(client, student: str, killed: list[int], deadline_s: float
         time.sleep(0.1)
 
 
-def test_a_cluster_grades_like_the_local_pool_and_survives_a_killed_worker(
-        course: Path, lms: Path, tmp_path: Path) -> None:
+def grade_killing_once(submissions: Path, course: Path, output: Path, workers: int,
+                       allowed_failures: int) -> list[int]:
+    """Grade on a fresh LocalCluster whose scheduler allows ``allowed_failures`` retries, and
+    kill the worker that grades KILLED once; return the killed pids."""
     import dask
     from distributed import Client, LocalCluster
 
-    local = tmp_path / "local"
-    grade_submissions(lms, course, GradingOptions(output=local, workers=2, cell_timeout=5,
-                                                  gradebook=False))
     killed: list[int] = []
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
-            LocalCluster(n_workers=2, threads_per_worker=1,
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
+            LocalCluster(n_workers=workers, threads_per_worker=1,
                          dashboard_address=None) as dask_cluster, \
             Client(dask_cluster) as client:
         spy = threading.Thread(target=kill_when_grading, args=(client, KILLED, killed))
         spy.start()
-        remote = tmp_path / "remote"
-        grade_submissions(lms, course, GradingOptions(
-            output=remote, cell_timeout=5, scheduler=dask_cluster.scheduler_address,
+        grade_submissions(submissions, course, GradingOptions(
+            output=output, cell_timeout=5, scheduler=dask_cluster.scheduler_address,
             gradebook=False))
         spy.join()
     assert killed, f"{KILLED}'s worker was never seen grading"
+    return killed
+
+
+def test_a_cluster_grades_like_the_local_pool_and_survives_a_killed_worker(
+        course: Path, lms: Path, tmp_path: Path) -> None:
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    grade_submissions(lms, course, GradingOptions(output=local, workers=2, cell_timeout=5,
+                                                  gradebook=False))
+    grade_killing_once(lms, course, remote, workers=2, allowed_failures=1)
     assert rows_without_times(remote) == rows_without_times(local)
     rows = {(r["student"], r["assignment"]): r for r in rows_without_times(remote)}
-    assert len(rows) == 5  # one row per submission, the killed one graded on its retry
+    assert len(rows) == 4  # one row per submission, the killed one graded on its retry
     assert (rows[KILLED, TINY]["status"], rows[KILLED, TINY]["total"]) == ("graded", "5")
-    assert (rows["mallory", MINI]["trusted"], rows["mallory", MINI]["test_part_a_area"],
-            rows["mallory", MINI]["test_part_b_mean"]) == ("true", "0", "2")
     assert sorted(p.name for p in (remote / "feedback").iterdir()) == sorted(
         p.name for p in (local / "feedback").iterdir())
     assert rows["carol", TINY]["total"] == "2" and rows["dave", TINY]["status"] == "invalid"
 
 
-def test_a_local_cluster_is_started_for_the_run(course: Path, tmp_path: Path) -> None:
-    nbformat.write(tiny_with(course, **CORRECT), tmp_path / f"alice_{TINY}.ipynb")
+def test_a_task_whose_worker_dies_past_the_retries_gets_a_failed_row(
+        course: Path, tmp_path: Path) -> None:
+    """No retry allowed: the row says failed and why. (Dask counts a worker's death against
+    every task queued on it too, so the submission is graded alone.)"""
+    (tmp_path / "in").mkdir()
+    nbformat.write(tiny_with(course, add=SLOW, double=CORRECT["double"]),
+                   tmp_path / "in" / f"{KILLED}_{TINY}.ipynb")
+    grade_killing_once(tmp_path / "in", course, tmp_path / "out", workers=1,
+                       allowed_failures=0)
+    [row] = read_rows(tmp_path / "out" / "grades.csv")
+    assert (row["student"], row["status"]) == (KILLED, "failed")
+    assert "every Dask worker that graded it died" in row["reason"]
+
+
+def test_a_local_cluster_is_started_and_its_worker_runs_the_trusted_checks(
+        course: Path, tmp_path: Path) -> None:
+    nbformat.write(mini_cheat(course), tmp_path / f"mallory_{MINI}.ipynb")
     output = tmp_path / "out"
     assert grade_submissions(tmp_path, course, GradingOptions(output=output,
                                                               scheduler="local:1",
                                                               gradebook=False)) == 0
-    assert read_rows(output / "grades.csv")[0]["total"] == "5"
+    [row] = read_rows(output / "grades.csv")
+    assert (row["trusted"], row["test_part_a_area"], row["test_part_b_mean"]) == (
+        "true", "0", "2")
+    assert "after the trusted check" in row["notes"]
 
 
 def test_an_unreachable_scheduler_stops_before_grading(course: Path, lms: Path, tmp_path: Path,
