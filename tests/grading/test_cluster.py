@@ -7,6 +7,7 @@ assignment (statuses, feedback) and the mini one (trusted checks), both without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -68,19 +69,30 @@ def rows_without_times(output: Path) -> list[dict[str, str]]:
             for row in read_rows(output / "grades.csv")]
 
 
+def grades_now(pid: int, student: str) -> bool:
+    """Whether the worker process ``pid`` is grading ``student`` with a kernel running: one
+    task at a time, in a scratch course named ``<assignment>--<student>``."""
+    family = psutil.Process(pid).children(recursive=True)
+    commands, folders = [], []
+    for process in family:
+        with contextlib.suppress(psutil.Error):
+            commands.append(" ".join(process.cmdline()))
+            folders.append(process.cwd())
+    return (any("ipykernel_launcher" in c for c in commands)
+            and any(f"--{student}" in f for f in folders))
+
+
 def kill_when_grading(client, student: str, killed: list[int], deadline_s: float = 120) -> None:
     """Kill (SIGKILL) the worker process that grades ``student`` once its kernel runs."""
     pids = client.run(os.getpid)
     stop = time.monotonic() + deadline_s
     while time.monotonic() < stop:
         for worker, keys in client.processing().items():
-            if any(key.endswith(f"-{student}") for key in keys) and worker in pids:
-                kernels = [p for p in psutil.Process(pids[worker]).children(recursive=True)
-                           if "ipykernel_launcher" in " ".join(p.cmdline())]
-                if kernels:
-                    os.kill(pids[worker], signal.SIGKILL)
-                    killed.append(pids[worker])
-                    return
+            if (any(key.endswith(f"-{student}") for key in keys) and worker in pids
+                    and grades_now(pids[worker], student)):
+                os.kill(pids[worker], signal.SIGKILL)
+                killed.append(pids[worker])
+                return
         time.sleep(0.1)
 
 
