@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from ftcourse.cache import keras_home
 from ftcourse.errors import OFFLINE_HINT, CourseError, DownloadError
+from ftcourse.image_check import readable_images
 
 FLOWERS_URL = (
     "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
@@ -24,7 +24,6 @@ CIFAR10_CLASSES = [
     "dog", "frog", "horse", "ship", "truck",
 ]  # fmt: skip
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
-_DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF"}
 SOURCES = ("digits", "digits:FIRST-LAST", "flowers", "cifar10", "folder:PATH")
 SPLITS = ("train", "val", "test")
 
@@ -163,7 +162,8 @@ def fetch_flowers(
 
 
 def scan_image_folder(folder: Path) -> FolderScan:
-    """List a folder's class sub-folders and their readable images; skip and count bad files.
+    """List a folder's class sub-folders and their readable images; skip and count bad files
+    (each file decoded once, then remembered: :mod:`ftcourse.image_check`).
 
     Introduced in lesson 06.
     """
@@ -183,7 +183,7 @@ def scan_image_folder(folder: Path) -> FolderScan:
     for label, class_dir in enumerate(class_dirs):
         files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
                        and not any(part.startswith(".") for part in p.relative_to(class_dir).parts))
-        good = [p for p in files if _is_readable_image(p)]
+        good = readable_images(class_dir, files)
         skipped += sorted(set(files) - set(good))
         if not good:
             raise CourseError(
@@ -193,22 +193,6 @@ def scan_image_folder(folder: Path) -> FolderScan:
         paths += [str(p) for p in good]
         labels += [label] * len(good)
     return FolderScan([d.name for d in class_dirs], paths, np.array(labels, "int32"), skipped)
-
-
-def _is_readable_image(path: Path) -> bool:
-    """True when TensorFlow can decode the whole file (checked with Pillow, once, at scan time)."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
-            if image.format not in _DECODABLE_FORMATS:
-                return False
-        with Image.open(path) as image:
-            if image.format == "BMP" and (image.mode == "1" or image.info.get("compression")):
-                return False  # TensorFlow decodes neither 1-bit nor compressed BMP files
-            image.load()  # a full decode: verify() lets truncated JPEG files through
-        return True
-    except Exception:
-        return False
 
 
 def _load_folder(folder: Path, image_size: int, batch_size: int, limit: int | None,
