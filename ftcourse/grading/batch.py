@@ -56,7 +56,7 @@ def grade_submissions(submissions: Path, course_dir: Path,
         guard = None
         if options.sandboxed:
             hide = hidden_paths(course_dir, Path(submissions), [work, output, *{
-                t.parent for t in templates.values()}])
+                t.parent for t in templates.values()}], options.keras_cache)
             guard = engine.Guard(Path(kernels), hide)
         threads = engine.threads_per_worker(options.workers)
         tasks = [engine.Task(s, templates[s.assignment], work / "runs", options,
@@ -70,14 +70,17 @@ def grade_submissions(submissions: Path, course_dir: Path,
     return 0 if recorded and all(r.status == "graded" for r in results) else 1
 
 
-def hidden_paths(course_dir: Path, submissions: Path, scratch: list[Path]) -> tuple[Path, ...]:
+def hidden_paths(course_dir: Path, submissions: Path, scratch: list[Path],
+                 keras_cache: Path) -> tuple[Path, ...]:
     """What no kernel may see: the grader's ``scratch`` folders, the course's sources, gradebook
-    and nbgrader folders, and the folder of submissions (every student's work), unless this
-    Python lies inside it."""
+    and nbgrader folders, and the folder of submissions (every student's work), unless what
+    the kernel runs on lies inside it (this Python, the ``ftcourse`` package, the Keras
+    cache)."""
     hide = [p.resolve() for p in scratch] + [course_dir / SOURCE_DIRECTORY]
     hide += [p for p in (course_dir / name for name in COURSE_PRIVATE) if p.exists()]
     submissions = submissions.resolve()
-    if not Path(sys.prefix).resolve().is_relative_to(submissions):
+    needed = [Path(sys.prefix), Path(__file__).parents[1], keras_cache]
+    if not any(p.resolve().is_relative_to(submissions) for p in needed):
         hide.append(submissions)
     return tuple(hide)
 

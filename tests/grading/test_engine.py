@@ -341,3 +341,18 @@ def test_artifacts_keep_only_plain_files(tmp_path: Path) -> None:
     (outbox / "folder").mkdir()
     copied = engine.collect_artifacts(outbox, tmp_path / "copy")
     assert sorted(p.name for p in copied.iterdir()) == ["model.keras"]
+
+
+def test_the_submissions_folder_is_hidden_unless_the_kernel_runs_from_it(tmp_path: Path) -> None:
+    import sys
+
+    import ftcourse
+    from ftcourse.grading.batch import hidden_paths
+
+    course = tmp_path / "course"
+    hidden = hidden_paths(course, tmp_path / "in", [tmp_path / "work"], tmp_path / "keras")
+    assert (tmp_path / "in").resolve() in hidden and course / "solutions" in hidden
+    for inside in (Path(sys.prefix), Path(ftcourse.__file__).parent):
+        assert inside.resolve().parent not in hidden_paths(
+            course, inside.resolve().parent, [], tmp_path / "keras")
+    assert tmp_path.resolve() not in hidden_paths(course, tmp_path, [], tmp_path / "keras")
