@@ -155,16 +155,29 @@ def open_notebook(driver, url: str, path: str) -> None:
          or css(d, ".jp-DebuggerBugButton"), timeout_s=60, what="the kernel")
 
 
-def run_command(driver, command: str) -> None:
-    """A JupyterLab command, from the command palette (Ctrl+Shift+C)."""
+def run_command(driver, command: str, tries: int = 3) -> None:
+    """A JupyterLab command, from the command palette (Ctrl+Shift+C).
+
+    The palette's input is in the page before it opens: wait until it is shown, and press the
+    shortcut again if the first press was lost (the page still settling).
+    """
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    body = css(driver, ".jp-NotebookPanel .jp-Notebook")[0]
-    body.click()
-    ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
-        .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
-    search = wait(driver, lambda d: css(d, ".lm-CommandPalette-input"), what="the palette")[0]
+    def shown(d):
+        return [e for e in css(d, ".lm-CommandPalette-input") if e.is_displayed()]
+
+    for attempt in range(1, tries + 1):
+        css(driver, ".jp-NotebookPanel .jp-Notebook")[0].click()
+        ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
+            .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
+        try:
+            search = wait(driver, shown, timeout_s=10, what="the palette")[0]
+            break
+        except TimeoutException:
+            if attempt == tries:
+                raise
     search.send_keys(command)
     wait(driver, lambda d: css(d, ".lm-CommandPalette-item.lm-mod-active"), timeout_s=10,
          what=f"the command {command!r}")
