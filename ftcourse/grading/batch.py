@@ -60,10 +60,14 @@ def grade_submissions(submissions: Path, course_dir: Path,
             guard = engine.Guard(Path(kernels), hide)
         threads = engine.threads_per_worker(options.workers)
         tasks = [engine.Task(s, templates[s.assignment], work / "runs", options,
-                      assignments[s.assignment].notebooks,
-                      {p.grade_id: p.points for p in assignments[s.assignment].parts},
-                      guard, threads) for s in todo]
-        results += grade_tasks(tasks)
+                             assignments[s.assignment].notebooks,
+                             {p.grade_id: p.points for p in assignments[s.assignment].parts},
+                             guard, threads) for s in todo]
+        try:
+            results += grade_tasks(tasks)
+        except BaseException:  # interrupted: the staged notebooks hold the hidden tests
+            shutil.rmtree(output / engine.STAGED_AUTOGRADED, ignore_errors=True)
+            raise
     results.sort(key=lambda r: (r.assignment, r.student, r.source))
     report.write_report(results, assignments, output)
     recorded = not options.gradebook or record(course_dir, results, assignments, output)

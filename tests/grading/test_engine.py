@@ -356,3 +356,30 @@ def test_the_submissions_folder_is_hidden_unless_the_kernel_runs_from_it(tmp_pat
         assert inside.resolve().parent not in hidden_paths(
             course, inside.resolve().parent, [], tmp_path / "keras")
     assert tmp_path.resolve() not in hidden_paths(course, tmp_path, [], tmp_path / "keras")
+
+
+def test_an_interrupted_batch_leaves_no_hidden_tests_in_the_output(
+        tiny_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The autograded notebooks wait in the output until the gradebook is written; an
+    interruption (Ctrl-C) removes them."""
+    import contextlib
+
+    from ftcourse.grading import batch
+
+    output = tmp_path / "out"
+
+    def interrupted(tasks: list) -> list:
+        staged = output / engine.STAGED_AUTOGRADED / "alice" / TINY
+        staged.mkdir(parents=True)
+        (staged / f"{TINY}.ipynb").write_text(SECRET)
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def pool(options: GradingOptions):
+        yield interrupted
+
+    monkeypatch.setattr(batch, "pool", pool)
+    nbformat.write(tiny_with(tiny_course, **CORRECT), tmp_path / f"alice_{TINY}.ipynb")
+    with pytest.raises(KeyboardInterrupt):
+        grade_submissions(tmp_path, tiny_course, GradingOptions(output=output))
+    assert not (output / engine.STAGED_AUTOGRADED).exists()
