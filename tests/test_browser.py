@@ -158,10 +158,15 @@ def open_notebook(driver, url: str, path: str) -> None:
 def run_command(driver, command: str, tries: int = 3) -> None:
     """A JupyterLab command, from the command palette (Ctrl+Shift+C).
 
-    The palette's input is in the page before it opens: wait until it is shown, and press the
-    shortcut again if the first press was lost (the page still settling).
+    The palette's input is in the page before it opens, and a page still settling (the kernel
+    connecting) can close it again: each try waits until it is shown, and the whole sequence is
+    tried again when the palette went away before the command was sent.
     """
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
@@ -169,19 +174,22 @@ def run_command(driver, command: str, tries: int = 3) -> None:
         return [e for e in css(d, ".lm-CommandPalette-input") if e.is_displayed()]
 
     for attempt in range(1, tries + 1):
-        css(driver, ".jp-NotebookPanel .jp-Notebook")[0].click()
-        ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
-            .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
         try:
+            css(driver, ".jp-NotebookPanel .jp-Notebook")[0].click()
+            ActionChains(driver).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("c") \
+                .key_up(Keys.SHIFT).key_up(Keys.CONTROL).perform()
             search = wait(driver, shown, timeout_s=10, what="the palette")[0]
-            break
-        except TimeoutException:
+            search.clear()
+            search.send_keys(command)
+            wait(driver, lambda d: css(d, ".lm-CommandPalette-item.lm-mod-active"),
+                 timeout_s=10, what=f"the command {command!r}")
+            search.send_keys(Keys.ENTER)
+            return
+        except (TimeoutException, ElementNotInteractableException,
+                StaleElementReferenceException):
             if attempt == tries:
                 raise
-    search.send_keys(command)
-    wait(driver, lambda d: css(d, ".lm-CommandPalette-item.lm-mod-active"), timeout_s=10,
-         what=f"the command {command!r}")
-    search.send_keys(Keys.ENTER)
+            ActionChains(driver).send_keys(Keys.ESCAPE).perform()
 
 
 def idle_with_counts(driver) -> bool:
