@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_grading import QUICK, find_exercise, quick_course, time_batch
+from bench_grading import add_batch_arguments, exercise_to_grade, time_batch
 
 MACHINES = (1, 2, 4, 8, 16)
 
@@ -68,22 +67,12 @@ def run(exercise: Path, course_dir: Path, copies: int, workers: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--course-dir", type=Path, default=Path("."))
-    parser.add_argument("--assignment", help="default: the first one in exercises/")
-    parser.add_argument("--copies", "-n", type=int, default=8, help="notebooks in the batch")
+    add_batch_arguments(parser, copies=8, quick_help="the two-cell assignment of "
+                        "bench_grading.py")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="the two-cell assignment of bench_grading.py")
     args = parser.parse_args(argv)
-    if args.quick:
-        with tempfile.TemporaryDirectory() as scratch:
-            course = quick_course(Path(scratch))
-            run(find_exercise(course, QUICK), course, args.copies, args.workers, args.repeats)
-        return 0
-    course = args.course_dir.resolve()
-    run(find_exercise(course, args.assignment), course, args.copies, args.workers,
-        args.repeats)
+    with exercise_to_grade(args) as (exercise, course):
+        run(exercise, course, args.copies, args.workers, args.repeats)
     return 0
 
 

@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -104,22 +105,39 @@ def run(exercise: Path, course_dir: Path, copies: int, repeats: int) -> dict[str
     return {"single": single, "workers_1": batch[1], "workers_2": batch[2], "speedup": speedup}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_batch_arguments(parser: argparse.ArgumentParser, copies: int, quick_help: str) -> None:
+    """The options every grading benchmark takes: which exercise, how many copies, repeats."""
     parser.add_argument("--course-dir", type=Path, default=Path("."))
     parser.add_argument("--assignment", help="default: the first one in exercises/")
-    parser.add_argument("--copies", "-n", type=int, default=4, help="notebooks in the batch")
+    parser.add_argument("--copies", "-n", type=int, default=copies,
+                        help="notebooks in the batch")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny built-in assignment, 2 copies, once (a smoke test)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+
+
+@contextlib.contextmanager
+def exercise_to_grade(args: argparse.Namespace) -> Iterator[tuple[Path, Path]]:
+    """The exercise and its course: the tiny built-in assignment in a temporary folder
+    (``--quick``), else ``--assignment``'s in ``--course-dir``."""
     if args.quick:
         with tempfile.TemporaryDirectory() as scratch:
             course = quick_course(Path(scratch))
-            run(find_exercise(course, QUICK), course, copies=2, repeats=1)
-        return 0
+            yield find_exercise(course, QUICK), course
+        return
     course = args.course_dir.resolve()
-    run(find_exercise(course, args.assignment), course, args.copies, args.repeats)
+    yield find_exercise(course, args.assignment), course
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_batch_arguments(parser, copies=4,
+                        quick_help="a tiny built-in assignment, 2 copies, once (a smoke test)")
+    args = parser.parse_args(argv)
+    with exercise_to_grade(args) as (exercise, course):
+        if args.quick:
+            run(exercise, course, copies=2, repeats=1)
+        else:
+            run(exercise, course, args.copies, args.repeats)
     return 0
 
 

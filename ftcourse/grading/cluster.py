@@ -37,7 +37,7 @@ from typing import Any
 
 from ftcourse.cache import keras_home
 from ftcourse.errors import CourseError
-from ftcourse.grading.engine import Guard, Task, grade_one, threads_per_worker
+from ftcourse.grading.engine import Guard, Task, failed, grade_one, threads_per_worker
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.report import Result
 from ftcourse.grading.submissions import Submission
@@ -83,9 +83,8 @@ class Bundle:
 class Job:
     """One submission's grading as plain data that travels to any worker.
 
-    ``name`` is the template's folder name (the assignment); ``hide`` lists the instructor's
-    paths that a kernel must not see where they exist on the worker (a cluster on the
-    instructor's own machine).
+    ``hide`` lists the instructor's paths that a kernel must not see, where they exist on the
+    worker (a cluster on the instructor's own machine).
     """
 
     student: str
@@ -165,17 +164,15 @@ def _gathered(future: Any, task: Task, output: Path) -> Result:
     """The task's result, its files written into ``output``; a ``failed`` row if it failed."""
     from distributed import KilledWorker
 
-    s = task.submission
     try:
         result, files = future.result()
     except KilledWorker:
-        return Result(s.student, s.assignment, s.source, "failed",
-                      "every Dask worker that graded it died (out of memory, killed?): "
+        return failed(task, "every Dask worker that graded it died (out of memory, killed?): "
                       "check the workers' logs and memory, then grade it again")
     except Exception as error:  # one task's failure never stops the batch
-        return Result(s.student, s.assignment, s.source, "failed",
-                      f"the Dask task failed ({type(error).__name__}: {error}): check that "
-                      "the workers run the same ftcourse as this machine, then grade it again")
+        return failed(task, f"the Dask task failed ({type(error).__name__}: {error}): check "
+                      "that the workers run the same ftcourse as this machine, then grade it "
+                      "again")
     for name, data in files.items():
         relative = PurePosixPath(name)
         if relative.is_absolute() or ".." in relative.parts:

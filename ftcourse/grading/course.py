@@ -17,6 +17,7 @@ from ftcourse.errors import CourseError
 
 if TYPE_CHECKING:
     from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
 
 SOURCE_DIRECTORY = "solutions"
 RELEASE_DIRECTORY = "exercises"
@@ -82,6 +83,17 @@ def read_parts(notebook: Path) -> list[Part]:
     return parts
 
 
+def course_config(course_dir: Path) -> Config:
+    """The settings of ``course_dir/nbgrader_config.py`` (empty without one)."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = Config()
+    if (Path(course_dir) / CONFIG_FILE).is_file():
+        config.merge(PyFileConfigLoader(CONFIG_FILE, path=str(course_dir)).load_config())
+    return config
+
+
 def nbgrader_api(root: Path, config_dir: Path | None = None,
                  cell_timeout: int | None = None) -> NbGraderAPI:
     """nbgrader's API for a scratch course at ``root``, with the settings of
@@ -93,14 +105,9 @@ def nbgrader_api(root: Path, config_dir: Path | None = None,
     """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
 
     root = Path(root)
-    config_dir = Path(config_dir) if config_dir is not None else root
-    config = Config()
-    if (config_dir / CONFIG_FILE).is_file():
-        config.merge(PyFileConfigLoader(CONFIG_FILE, path=str(config_dir)).load_config())
+    config = course_config(Path(config_dir) if config_dir is not None else root)
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.source_directory = SOURCE_DIRECTORY
     config.CourseDirectory.release_directory = RELEASE_DIRECTORY

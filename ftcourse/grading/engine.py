@@ -94,10 +94,15 @@ def grade_all(tasks: list[Task], workers: int) -> list[Result]:
             try:
                 results.append(future.result())
             except Exception as error:  # keep grading the others; report this one
-                s = futures[future].submission
-                results.append(Result(s.student, s.assignment, s.source, "failed",
-                                      f"the grader failed ({type(error).__name__}: {error})"))
+                results.append(failed(futures[future], f"the grader failed "
+                                      f"({type(error).__name__}: {error})"))
     return results
+
+
+def failed(task: Task, reason: str) -> Result:
+    """The ``failed`` row of a task that returned no result, saying ``reason``."""
+    s = task.submission
+    return Result(s.student, s.assignment, s.source, "failed", reason)
 
 
 def cached_template(course_dir: Path, assignment: str) -> Path:

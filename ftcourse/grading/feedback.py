@@ -243,6 +243,6 @@ def cap_outputs(cell: NotebookNode, limit: int = LimitTextOutputs.max_chars.defa
         texts += [(key, output["data"]) for key in output.get("data", {})
                   if key.startswith("text/")]
         for key, holder in texts:
-            text = holder[key] if isinstance(holder[key], str) else "".join(holder[key])
+            text = _joined(holder[key])
             if len(text) > limit:
                 holder[key] = text[:limit] + cut

@@ -23,9 +23,9 @@ from typing import Any
 
 from ftcourse.errors import CourseError
 from ftcourse.grading.course import (
-    CONFIG_FILE,
     SOURCE_DIRECTORY,
     Assignment,
+    course_config,
     nbgrader_api,
 )
 from ftcourse.grading.report import Result
@@ -46,7 +46,7 @@ def record_grades(course_dir: Path, results: Sequence[Result],
     """
     course_dir = Path(course_dir).resolve()
     url = gradebook_url(course_dir)
-    course_id = _course_config(course_dir).CourseDirectory.get("course_id", "")
+    course_id = course_config(course_dir).CourseDirectory.get("course_id", "")
     recorded = [r for r in results if r.status in RECORDED and r.assignment in assignments]
     skipped = [r for r in results if r.status not in RECORDED or r.assignment not in assignments]
     names = sorted({r.assignment for r in recorded})
@@ -85,7 +85,7 @@ def gradebook_url(course_dir: Path) -> str:
     ``sqlite:///<course_dir>/gradebook.db``."""
     from sqlalchemy.engine import make_url
 
-    configured = _course_config(course_dir).CourseDirectory.get("db_url")
+    configured = course_config(course_dir).CourseDirectory.get("db_url")
     url = make_url(configured or f"sqlite:///{Path(course_dir) / 'gradebook.db'}")
     if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:" \
             and not os.path.isabs(url.database):
@@ -228,17 +228,6 @@ def _summary(recorded: Sequence[Result], skipped: Sequence[Result], url: str,
                  "recorded for them before is left as it was (without one, `nbgrader export` "
                  "gives 0 or leaves the student out).")
     return text
-
-
-def _course_config(course_dir: Path) -> Any:
-    """The settings of ``course_dir/nbgrader_config.py`` (empty without one)."""
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = Config()
-    if (Path(course_dir) / CONFIG_FILE).is_file():
-        config.merge(PyFileConfigLoader(CONFIG_FILE, path=str(course_dir)).load_config())
-    return config
 
 
 def _where(url: str) -> str:
