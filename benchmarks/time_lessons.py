@@ -36,31 +36,57 @@ class Run:
     wall_s: float
     cpu_s: float
     peak_mb: float
-    error: str = ""
+    error: str = ""  # the first error (with ``allow_errors``: the first that is no failed check)
+    failed_checks: list[str] = dataclasses.field(default_factory=list)  # AssertionErrors
 
 
-def run_notebook(path: Path, timeout: int) -> Run:
-    """Execute ``path`` in a fresh kernel (working folder: the notebook's own)."""
+def cell_errors(notebook: nbformat.NotebookNode) -> tuple[str, list[str]]:
+    """The first error that is not an ``AssertionError``, and each failed assertion."""
+    first, checks = "", []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            text = f"cell {index}: {output.ename}: {output.evalue}"[:160]
+            if output.ename == "AssertionError":
+                checks.append(text)
+            elif not first:
+                first = text
+    return first, checks
+
+
+def run_notebook(path: Path, timeout: int, kernel: str = "python3",
+                 allow_errors: bool = False) -> Run:
+    """Execute ``path`` in a fresh kernel (working folder: the notebook's own).
+
+    ``allow_errors`` runs every cell even after one fails, and reports each failed
+    assertion apart from the first other error.
+    """
     notebook = nbformat.read(path, as_version=4)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    error = ""
+    error, checks = "", []
     try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+        NotebookClient(notebook, timeout=timeout, kernel_name=kernel, allow_errors=allow_errors,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     except CellExecutionError as failure:
         error = str(failure).strip().splitlines()[-1][:120]
+    if allow_errors:
+        error, checks = cell_errors(notebook)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(wall, cpu, after.ru_maxrss / 1024, error)
+    return Run(wall, cpu, after.ru_maxrss / 1024, error, checks)
 
 
-def measure(path: Path, timeout: int) -> Run:
-    """``run_notebook`` in a new process, so that its peak memory is this notebook's alone."""
-    output = subprocess.run([sys.executable, __file__, "--single", str(path),
-                             "--timeout", str(timeout)], capture_output=True, text=True,
-                            check=False).stdout
+def measure(path: Path, timeout: int, python: str = sys.executable, kernel: str = "python3",
+            allow_errors: bool = False, env: dict[str, str] | None = None) -> Run:
+    """``run_notebook`` in a new process (of ``python``), so that its peak memory is this
+    notebook's alone."""
+    flags = ["--kernel", kernel] + (["--allow-errors"] if allow_errors else [])
+    output = subprocess.run([python, __file__, "--single", str(path), "--timeout", str(timeout),
+                             *flags], capture_output=True, text=True, check=False,
+                            env=env).stdout
     try:
         return Run(**json.loads(output.strip().splitlines()[-1]))
     except (IndexError, ValueError, TypeError):
@@ -74,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs per notebook (medians)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--single", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--kernel", default="python3", help=argparse.SUPPRESS)
+    parser.add_argument("--allow-errors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.single:
-        print(json.dumps(dataclasses.asdict(run_notebook(args.single, args.timeout))))
+        run = run_notebook(args.single, args.timeout, args.kernel, args.allow_errors)
+        print(json.dumps(dataclasses.asdict(run)))
         return 0
     profile = os.environ.get("FTCOURSE_PROFILE", "full")
     print(f"profile {profile}, {os.cpu_count()} cores; command: python "

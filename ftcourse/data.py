@@ -222,17 +222,26 @@ def _read_image(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
 
 def _pipeline(ds: tf.data.Dataset, image_size: int, batch_size: int, shuffle: bool,
               seed: int, decode: bool = False) -> tf.data.Dataset:
-    if shuffle:  # shuffle the whole split (cheap before decoding), anew every epoch
-        size = int(ds.cardinality())
-        ds = ds.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
-    if decode:
-        ds = ds.map(_read_image, num_parallel_calls=tf.data.AUTOTUNE)
+    """Resized ``(image, label)`` batches; files (``decode``) are decoded and resized in the
+    first epoch only and kept in memory as 8-bit pixels (about 77 KB an image at 160x160)."""
 
     def resize(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size))
         return tf.clip_by_value(image, 0.0, 255.0), tf.cast(label, tf.int32)
 
-    ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+    def to_uint8(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(tf.round(image), tf.uint8), label
+
+    def to_float(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(image, tf.float32), label
+
+    if decode:
+        ds = ds.map(_read_image, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE).map(to_uint8).cache()
+    if shuffle:  # the whole split, anew every epoch (after the cache, so the order changes)
+        size = int(ds.cardinality())
+        ds = ds.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(to_float if decode else resize, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

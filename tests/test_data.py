@@ -263,6 +263,24 @@ def test_folder_iterates_again_without_error(image_folder: Path) -> None:
         assert sum(int(b.shape[0]) for b, _ in data.train) == data.counts["train"]
 
 
+def test_folder_files_are_decoded_in_the_first_epoch_only(tmp_path: Path) -> None:
+    folder = make_image_folder(tmp_path / "pictures", {"cats": 10, "dogs": 10})
+    data = load_dataset(f"folder:{folder}", SIZE, batch_size=4, val_fraction=0,
+                        test_fraction=0)
+
+    def epoch() -> tuple[np.ndarray, list[bytes]]:
+        images = np.concatenate([batch.numpy() for batch, _ in data.train])
+        return images, sorted(image.tobytes() for image in images)
+
+    first, first_sorted = epoch()
+    for image in folder.rglob("*.*"):  # later epochs must not need the files
+        image.unlink()
+    second, second_sorted = epoch()
+    assert second.dtype == np.float32 and len(second) == data.counts["train"] == 20
+    assert first_sorted == second_sorted, "the same images, every epoch"
+    assert not np.array_equal(first, second), "in a new order each epoch"
+
+
 # -- flowers --------------------------------------------------------------------------------
 
 
