@@ -3,31 +3,23 @@ and only a Python made for the rehearsal accepts one that Keras checks against a
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from benchmark_scripts import imported
 
 from ftcourse.errors import DownloadError
 from ftcourse.models import build_base, build_model, get_architecture
 from ftcourse.training import get_base
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stand_ins.py"
-
 
 @pytest.fixture(scope="module")
 def stand_ins() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("stand_ins", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    yield from imported("stand_ins")
 
 
 def photos(count: int = 4) -> np.ndarray:
