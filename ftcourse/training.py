@@ -100,17 +100,34 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     Introduced in lesson 04.
     """
     forward = _compiled_extractor(model)
-    batches, labels = [], []
+    features, filled, labels = None, 0, []
     steps = int(dataset.cardinality())
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
         _check_image_shape(model, images)
-        batches.append(forward(tf.cast(images, tf.float32)).numpy())
+        batch = forward(tf.cast(images, tf.float32)).numpy()
+        features = _with_room(features, filled + len(batch), batch, steps)
+        features[filled:filled + len(batch)] = batch
+        filled += len(batch)
         labels.append(np.asarray(batch_labels))
         progress.update(step)
-    if not batches:
+    if features is None:
         raise CourseError("The dataset is empty: there are no images to extract features from.")
-    return np.concatenate(batches), np.concatenate(labels)
+    return features[:filled], np.concatenate(labels)
+
+
+def _with_room(features: np.ndarray | None, rows: int, batch: np.ndarray, steps: int
+               ) -> np.ndarray:
+    """``features``, or a larger copy, with room for ``rows`` rows: filled in place, the
+    features are held once (collecting batches and concatenating them held them twice)."""
+    if features is not None and rows <= len(features):
+        return features
+    # The first batch's size times the number of batches, when the dataset knows it.
+    size = max(rows, steps * len(batch), 2 * (0 if features is None else len(features)))
+    grown = np.empty((size, *batch.shape[1:]), batch.dtype)
+    if features is not None:
+        grown[:len(features)] = features
+    return grown
 
 
 def train_head_on_features(model: keras.Model, train_features: Features,

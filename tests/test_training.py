@@ -156,6 +156,22 @@ def test_extract_features_shapes(digits: ImageData) -> None:
     np.testing.assert_array_equal(labels, digits.arrays("val")[1])
 
 
+@pytest.mark.parametrize("known_length", [True, False])
+def test_extract_features_holds_every_batch_in_order(vgg: keras.Model, known_length: bool
+                                                     ) -> None:
+    """Filled in place whether or not the dataset knows its length (a filter hides it), with
+    batches of uneven sizes: the rows are the extractor's outputs, in order, none missing."""
+    x = np.random.default_rng(2).uniform(0, 255, (23, SIZE, SIZE, 3)).astype("float32")
+    y = np.arange(23, dtype="int32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if not known_length:
+        dataset = dataset.filter(lambda image, label: True)
+    features, labels = extract_features(vgg, dataset.batch(4), verbose=0)
+    np.testing.assert_array_equal(labels, y)
+    np.testing.assert_allclose(features, feature_extractor(vgg).predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_feature_extractor_matches_the_models_inside(vgg: keras.Model) -> None:
     x = np.random.default_rng(1).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     expected = get_base(vgg)(ARCHITECTURES["vgg16"].preprocess_input(x.copy()))
