@@ -23,6 +23,7 @@ from ftcourse.training import (
     _epoch_orders,
     _fit_on_features,
     _progbar,
+    _Rows,
     _same_rate,
     _steps,
     compile_model,
@@ -89,19 +90,19 @@ def cut_activations(cut: Cut, dataset: tf.data.Dataset, verbose: int | str = "au
                           "augmented images differ every epoch, so their activations cannot "
                           "be cached. Train on images (model.fit) instead.")
     forward = _compiled(cut.frozen)
-    chunks: list[list[np.ndarray]] = []
-    labels = []
     steps = int(dataset.cardinality())
+    arrays = [_Rows(steps) for _ in cut.frozen.outputs]
+    labels = []
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
-        outputs = forward(tf.cast(images, tf.float32))
-        chunks.append([tensor.numpy() for tensor in tf.nest.flatten(outputs)])
+        outputs = tf.nest.flatten(forward(tf.cast(images, tf.float32)))
+        for rows, tensor in zip(arrays, outputs, strict=True):
+            rows.add(tensor.numpy())
         labels.append(np.asarray(batch_labels))
         progress.update(step)
-    if not chunks:
+    if not labels:
         raise CourseError("The dataset is empty: there are no images to run the frozen part on.")
-    arrays = tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
-    return arrays, np.concatenate(labels)
+    return tuple(rows.array() for rows in arrays), np.concatenate(labels)
 
 
 def train_top_on_activations(cut: Cut, train: Activations, val: Activations | None = None,

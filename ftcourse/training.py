@@ -100,34 +100,44 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     Introduced in lesson 04.
     """
     forward = _compiled_extractor(model)
-    features, filled, labels = None, 0, []
     steps = int(dataset.cardinality())
+    features, labels = _Rows(steps), []
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
         _check_image_shape(model, images)
-        batch = forward(tf.cast(images, tf.float32)).numpy()
-        features = _with_room(features, filled + len(batch), batch, steps)
-        features[filled:filled + len(batch)] = batch
-        filled += len(batch)
+        features.add(forward(tf.cast(images, tf.float32)).numpy())
         labels.append(np.asarray(batch_labels))
         progress.update(step)
-    if features is None:
+    if not labels:
         raise CourseError("The dataset is empty: there are no images to extract features from.")
-    return features[:filled], np.concatenate(labels)
+    return features.array(), np.concatenate(labels)
 
 
-def _with_room(features: np.ndarray | None, rows: int, batch: np.ndarray, steps: int
-               ) -> np.ndarray:
-    """``features``, or a larger copy, with room for ``rows`` rows: filled in place, the
-    features are held once (collecting batches and concatenating them held them twice)."""
-    if features is not None and rows <= len(features):
-        return features
-    # The first batch's size times the number of batches, when the dataset knows it.
-    size = max(rows, steps * len(batch), 2 * (0 if features is None else len(features)))
-    grown = np.empty((size, *batch.shape[1:]), batch.dtype)
-    if features is not None:
-        grown[:len(features)] = features
-    return grown
+class _Rows:
+    """Batches of rows written in place into one array, so that the rows are held once
+    (collecting the batches and concatenating them would hold them twice)."""
+
+    def __init__(self, steps: int) -> None:
+        self._steps = steps  # the number of batches, or negative when the dataset hides it
+        self._rows: np.ndarray | None = None
+        self._filled = 0
+
+    def add(self, batch: np.ndarray) -> None:
+        end = self._filled + len(batch)
+        if self._rows is None or end > len(self._rows):
+            held = 0 if self._rows is None else len(self._rows)
+            # The first batch's size times the number of batches, when the dataset knows it.
+            grown = np.empty((max(end, self._steps * len(batch), 2 * held), *batch.shape[1:]),
+                             batch.dtype)
+            if self._rows is not None:
+                grown[:self._filled] = self._rows[:self._filled]
+            self._rows = grown
+        self._rows[self._filled:end] = batch
+        self._filled = end
+
+    def array(self) -> np.ndarray:
+        assert self._rows is not None, "no batch was added"
+        return self._rows[:self._filled]
 
 
 def train_head_on_features(model: keras.Model, train_features: Features,
