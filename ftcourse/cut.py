@@ -17,13 +17,13 @@ import tensorflow as tf
 
 from ftcourse.errors import CourseError
 from ftcourse.models import HEAD_NAME, get_base
+from ftcourse.rows import Rows, as_tensor
 from ftcourse.training import (
     _build_for_training,
     _check_epochs,
     _epoch_orders,
     _fit_on_features,
     _progbar,
-    _Rows,
     _same_rate,
     _steps,
     compile_model,
@@ -91,7 +91,7 @@ def cut_activations(cut: Cut, dataset: tf.data.Dataset, verbose: int | str = "au
                           "be cached. Train on images (model.fit) instead.")
     forward = _compiled(cut.frozen)
     steps = int(dataset.cardinality())
-    arrays = [_Rows(steps) for _ in cut.frozen.outputs]
+    arrays = [Rows(steps) for _ in cut.frozen.outputs]
     labels = []
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
@@ -254,7 +254,7 @@ def _as_inputs(activations: Activations, name: str):
     if not arrays or any(len(array) != len(labels) for array in arrays) or len(labels) == 0:
         raise CourseError(f"{name} must be the (activations, labels) pair that "
                           "ftcourse.cut.cut_activations returns, with at least one row.")
-    inputs = tuple(tf.convert_to_tensor(array) for array in arrays)
+    inputs = tuple(as_tensor(array) for array in arrays)
     return (inputs[0] if len(inputs) == 1 else inputs), tf.convert_to_tensor(labels)
 
 

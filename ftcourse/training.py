@@ -15,6 +15,7 @@ import tensorflow as tf
 from ftcourse.data import ImageData
 from ftcourse.errors import CourseError
 from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, get_base
+from ftcourse.rows import Rows, as_tensor
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
@@ -101,7 +102,7 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     """
     forward = _compiled_extractor(model)
     steps = int(dataset.cardinality())
-    features, labels = _Rows(steps), []
+    features, labels = Rows(steps), []
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
     for step, (images, batch_labels) in enumerate(dataset, start=1):
         _check_image_shape(model, images)
@@ -111,33 +112,6 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     if not labels:
         raise CourseError("The dataset is empty: there are no images to extract features from.")
     return features.array(), np.concatenate(labels)
-
-
-class _Rows:
-    """Batches of rows written in place into one array, so that the rows are held once
-    (collecting the batches and concatenating them would hold them twice)."""
-
-    def __init__(self, steps: int) -> None:
-        self._steps = steps  # the number of batches, or negative when the dataset hides it
-        self._rows: np.ndarray | None = None
-        self._filled = 0
-
-    def add(self, batch: np.ndarray) -> None:
-        end = self._filled + len(batch)
-        if self._rows is None or end > len(self._rows):
-            held = 0 if self._rows is None else len(self._rows)
-            # The first batch's size times the number of batches, when the dataset knows it.
-            grown = np.empty((max(end, self._steps * len(batch), 2 * held), *batch.shape[1:]),
-                             batch.dtype)
-            if self._rows is not None:
-                grown[:self._filled] = self._rows[:self._filled]
-            self._rows = grown
-        self._rows[self._filled:end] = batch
-        self._filled = end
-
-    def array(self) -> np.ndarray:
-        assert self._rows is not None, "no batch was added"
-        return self._rows[:self._filled]
 
 
 def train_head_on_features(model: keras.Model, train_features: Features,
@@ -221,7 +195,7 @@ def _same_rate(model: keras.Model, learning_rate: float) -> bool:
 
 
 def _as_tensors(features: Features, name: str) -> tuple[tf.Tensor, tf.Tensor]:
-    """Check a (features, labels) pair and convert it once, so no epoch copies it again."""
+    """Check a (features, labels) pair and make it tensors once (features shared, not copied)."""
     if not isinstance(features, (tuple, list)) or len(features) != 2:
         raise CourseError(f"{name} must be a (features, labels) pair, as returned by "
                           "ftcourse.extract_features.")
@@ -229,7 +203,7 @@ def _as_tensors(features: Features, name: str) -> tuple[tf.Tensor, tf.Tensor]:
     if len(x) == 0 or len(x) != len(y):
         raise CourseError(f"{name} holds {len(x)} feature rows and {len(y)} labels: they must "
                           "be the same, non-zero number. Pass extract_features' output as is.")
-    return tf.convert_to_tensor(x), tf.convert_to_tensor(y)
+    return as_tensor(x), tf.convert_to_tensor(y)
 
 
 def _check_epochs(epochs: int, batch_size: int) -> None:
