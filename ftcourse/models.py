@@ -17,6 +17,7 @@ from ftcourse.errors import OFFLINE_HINT, CourseError, DownloadError
 SOURCE_WEIGHTS = "digits0-4"  # the ci profile's bases, pre-trained on the digits 0-4
 BASE_NAME = "base_model"
 PREPROCESS_NAME = "preprocess"
+_BUILT_AS = "_ftcourse_built_as"
 HEAD_NAME = "head"
 
 
@@ -200,7 +201,20 @@ def build_model(arch: str, num_classes: int, image_size: int, weights: str | Non
     # training=True down to it anyway: what keeps BatchNormalization statistics fixed there is
     # the layers' trainable=False, which unfreeze_top keeps.
     x = base(x, training=False)
-    return keras.Model(inputs, head_model(x), name=f"{arch}_classifier")
+    model = keras.Model(inputs, head_model(x), name=f"{arch}_classifier")
+    # Untracked by Keras; lets models built alike share traced passes (ftcourse.traced).
+    object.__setattr__(model, _BUILT_AS, (arch, image_size, preprocess,
+                                          keras.config.dtype_policy().name,
+                                          keras.config.image_data_format()))
+    return model
+
+
+def built_as(model: keras.Model) -> tuple | None:
+    """How ``build_model`` built ``model``'s preprocessing and base, or None if it did not.
+
+    Models with the same answer have the same layers below the head, connected the same way.
+    """
+    return model.__dict__.get(_BUILT_AS)
 
 
 def get_base(model: keras.Model) -> keras.Model:

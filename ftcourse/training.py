@@ -14,8 +14,9 @@ import tensorflow as tf
 
 from ftcourse.data import ImageData
 from ftcourse.errors import CourseError
-from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, get_base
+from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, built_as, get_base
 from ftcourse.rows import Rows, as_tensor
+from ftcourse.traced import InferencePass
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
@@ -311,18 +312,17 @@ def _slice(x: tf.Tensor | tuple[tf.Tensor, ...], rows: slice):
 
 
 def _compiled_extractor(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The feature extractor as one traced function, cached on the model (traced once)."""
+    """The feature extractor as a traced function bound to the model's current weights.
+
+    Traced once for all models ``build_model`` built alike (``ftcourse.traced``).
+    """
     cached = model.__dict__.get("_ftcourse_extractor")
-    if cached is not None:
-        return cached
-    extractor = feature_extractor(model)
-
-    @tf.function(input_signature=[tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)])
-    def forward(images: tf.Tensor) -> tf.Tensor:
-        return extractor(images, training=False)
-
-    object.__setattr__(model, "_ftcourse_extractor", forward)
-    return forward
+    if cached is None:
+        structure = built_as(model)
+        cached = InferencePass(feature_extractor(model),
+                               None if structure is None else ("features", structure))
+        object.__setattr__(model, "_ftcourse_extractor", cached)  # untracked by Keras
+    return cached.with_current_weights()
 
 
 def _check_image_shape(model: keras.Model, images: tf.Tensor) -> None:

@@ -30,8 +30,10 @@ def test_quick_run_prints_figures_and_verdicts(bench: ModuleType, capsys) -> Non
     fast = _seconds(output, "fast   extract_features + lr_sweep")
     floor = _seconds(output, "floor  one forward pass")
     assert naive > 0 and fast > 0 and floor > 0
+    assert _seconds(output, "       the same, a second model built alike") > 0
     for label in ("naive / fast", r"fast / floor \(warm\)", r"fast / floor \(cold\)",
-                  "val accuracy, mean over the rates"):
+                  r"fast / floor \(alike\)", r"extraction / floor \(first\)",
+                  r"extraction / floor \(alike\)", "val accuracy, mean over the rates"):
         assert re.search(rf"^{label}.*(MET|MISSED)", output, re.MULTILINE), label
     ratio = float(re.search(r"^naive / fast\s+(\d+\.\d+)x", output, re.MULTILINE).group(1))
     assert ratio_within_rounding(ratio, naive, fast, ratio_step=0.1), (ratio, naive, fast)

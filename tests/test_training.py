@@ -10,6 +10,7 @@ import tensorflow as tf
 from ftcourse.data import ImageData, load_dataset
 from ftcourse.errors import CourseError
 from ftcourse.models import ARCHITECTURES, HeadSpec, build_model, get_base
+from ftcourse.rows import ALIGNMENT
 from ftcourse.training import (
     compile_model,
     extract_features,
@@ -208,6 +209,30 @@ def test_fast_path_trains_the_same_head_as_fit(digits: ImageData, vgg: keras.Mod
     assert history.epoch == [0, 1]
     assert np.abs(slow - untrained).max() > 2e-2  # training changed the predictions
     np.testing.assert_allclose(fast, slow, atol=1e-3)
+
+
+def test_shared_features_train_as_a_copy_does(digits: ImageData, vgg: keras.Model) -> None:
+    """extract_features' arrays reach TensorFlow without a copy (ftcourse.rows): training on
+    them gives the head a copy of them gives, and leaves them as they were."""
+    head = vgg.get_layer("head")
+    start = head.get_weights()
+    features, labels = extract_features(vgg, digits.train, verbose=0)
+    unaligned = np.empty(features.size + 1, "float32")[1:].reshape(features.shape)
+    unaligned[...] = features  # 4 bytes off TensorFlow's alignment: converted by copying
+    assert features.ctypes.data % ALIGNMENT == 0 and unaligned.ctypes.data % ALIGNMENT != 0
+    before = features.copy()
+    trained = []
+    for x in (features, unaligned):
+        head.set_weights(start)
+        compile_model(head, learning_rate=1e-2)  # a fresh optimizer state for each run
+        train_head_on_features(vgg, (x, labels), epochs=2, learning_rate=1e-2, batch_size=16,
+                               shuffle=False, verbose=0)
+        trained.append(head.get_weights())
+    head.set_weights(start)
+    np.testing.assert_array_equal(features, before)
+    assert np.abs(trained[0][-1] - start[-1]).max() > 1e-4  # training moved the head
+    for shared, copied in zip(*trained, strict=True):
+        np.testing.assert_allclose(shared, copied, rtol=1e-6, atol=1e-7)
 
 
 def test_fast_path_needs_a_head() -> None:
