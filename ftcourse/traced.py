@@ -38,7 +38,8 @@ class InferencePass:
     def with_current_weights(self) -> Forward:
         """The pass bound to the model's weights as they are now (read once, not per batch)."""
         traced = self._traced()
-        values = [variable.value for variable in self._model.weights]
+        # Tensors, not the variables: a variable passed in would be read again on every call.
+        values = [tf.convert_to_tensor(variable.value) for variable in self._model.weights]
         return lambda images: traced(images, values)
 
     def _traced(self) -> tf.types.experimental.ConcreteFunction:

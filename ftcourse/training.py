@@ -19,7 +19,13 @@ from ftcourse.rows import Rows, as_tensor
 from ftcourse.traced import InferencePass
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
+TensorPair = tuple[tf.Tensor, tf.Tensor]  # (features, labels) as tensors
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
+_POOL_CHUNK = 1024  # rows per call when cached features are pooled once
+
+# A head that starts with one of these (no weights, the same in training and inference) gives
+# the same pooled features in every epoch: the fast path pools them once and trains the rest.
+_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
 
 def output_activation(model: keras.Layer) -> str:
@@ -124,7 +130,9 @@ def train_head_on_features(model: keras.Model, train_features: Features,
 
     Same result as ``model.fit`` with a frozen base, without running the base every epoch:
     each epoch (training, then validation) runs as one compiled call of the head's own
-    ``train_step`` and ``test_step``. Introduced in lesson 04.
+    ``train_step`` and ``test_step``. A head that starts with global pooling (no weights, the
+    same in training and inference) has the features pooled once, and its layers above the
+    pooling train on them with the head's optimizer. Introduced in lesson 04.
     """
     head = _get_head(model)
     train_data = _as_tensors(train_features, "train_features")
@@ -133,9 +141,11 @@ def train_head_on_features(model: keras.Model, train_features: Features,
     if getattr(head, "optimizer", None) is None or not _same_rate(head, learning_rate):
         compile_model(head, learning_rate, steps_per_execution=_steps(len(train_features[0]),
                                                                   batch_size))
-    _build_for_training(head, train_data)
+    trainer, train_data, val_data = _trainer_on(head, train_data, val_data)
+    _build_for_training(trainer, train_data)
     orders = _epoch_orders(len(train_features[0]), epochs, shuffle)
-    return _fit_on_features(head, train_data, val_data, batch_size, orders, verbose)
+    return _fit_on_features(trainer, train_data, val_data, batch_size, orders, verbose,
+                            history_model=head)
 
 
 def lr_sweep(model: keras.Model, train_features: Features, val_features: Features,
@@ -145,27 +155,30 @@ def lr_sweep(model: keras.Model, train_features: Features, val_features: Feature
 
     One compiled head is reused: before each rate its weights and the optimizer's state
     (step counter and moments) go back to where they started, and every rate sees the same
-    batches in the same order. Introduced in lesson 05.
+    batches in the same order. The head ends compiled at the first rate, with its starting
+    weights and a fresh optimizer state. Introduced in lesson 05.
     """
     head = _get_head(model)
     rates = list(learning_rates)
     if not rates or not all(rate > 0 for rate in rates):
         raise CourseError(f"learning_rates must be a non-empty list of positive numbers, "
                           f"got {rates}.")
-    train_data = _as_tensors(train_features, "train_features")
-    val_data = _as_tensors(val_features, "val_features")
     _check_epochs(epochs, batch_size)
     start = head.get_weights()
     compile_model(head, rates[0], steps_per_execution=_steps(len(train_features[0]),
                                                                   batch_size))
-    _build_for_training(head, train_data)
+    trainer, train_data, val_data = _trainer_on(
+        head, _as_tensors(train_features, "train_features"),
+        _as_tensors(val_features, "val_features"))
+    _build_for_training(trainer, train_data)
     fresh_state = [variable.numpy() for variable in head.optimizer.variables]
     orders = _epoch_orders(len(train_features[0]), epochs, shuffle=True)
     results = {}
     for rate in rates:
         _restart(head, start, fresh_state)
         head.optimizer.learning_rate = float(rate)  # assigns a variable: no retracing
-        results[rate] = _fit_on_features(head, train_data, val_data, batch_size, orders, verbose)
+        results[rate] = _fit_on_features(trainer, train_data, val_data, batch_size, orders,
+                                         verbose, history_model=head)
     _restart(head, start, fresh_state)
     return results
 
@@ -227,18 +240,19 @@ def _epoch_orders(size: int, epochs: int, shuffle: bool) -> list[np.ndarray]:
 
 def _fit_on_features(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor],
                      val_data: tuple[tf.Tensor, tf.Tensor] | None, batch_size: int,
-                     orders: list[np.ndarray], verbose: int | str, initial_epoch: int = 0
-                     ) -> keras.callbacks.History:
+                     orders: list[np.ndarray], verbose: int | str, initial_epoch: int = 0,
+                     history_model: keras.Model | None = None) -> keras.callbacks.History:
     """What ``head.fit`` does, with one compiled call per epoch and per validation pass.
 
     ``x`` in the data may be one tensor or a tuple of them (a model with several inputs).
+    The History names ``history_model`` (default: ``head``) as its model.
     """
     train_epoch, evaluate = _compiled_loops(head)
     size = tf.constant(batch_size, tf.int32)
     # Validation in bigger chunks: fewer steps, the same means (Keras weights each by its size).
     val_size = tf.constant(max(batch_size, _EVAL_CHUNK), tf.int32)
     history = keras.callbacks.History()
-    history.set_model(head)
+    history.set_model(head if history_model is None else history_model)
     rows = int(train_data[1].shape[0])
     history.set_params({"verbose": verbose, "epochs": initial_epoch + len(orders),
                         "steps": -(-rows // batch_size)})
@@ -257,6 +271,43 @@ def _fit_on_features(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor],
         progress.update(epoch + 1, values=list(logs.items()))
     head.optimizer.finalize_variable_values(head.trainable_weights)
     return history
+
+
+def _trainer_on(head: keras.Model, train_data: TensorPair, val_data: TensorPair | None
+                ) -> tuple[keras.Model, TensorPair, TensorPair | None]:
+    """The model to train on cached features, and the data it trains on.
+
+    A head compiled as ``compile_model`` compiles it, that starts with a global pooling layer:
+    the layers above the pooling (the head's own layers, sharing its optimizer) on features
+    pooled once. Any other head: the head itself, on the features as they are.
+    """
+    if not _pools_first(head):
+        return head, train_data, val_data
+    trainer = head.__dict__.get("_ftcourse_above_pooling")
+    if trainer is None:
+        pooled = head.layers[0].compute_output_shape(head.inputs[0].shape)
+        trainer = keras.Sequential([keras.Input(pooled[1:]), *head.layers[1:]],
+                                   name=f"{head.name}_above_pooling")
+        object.__setattr__(head, "_ftcourse_above_pooling", trainer)  # untracked by Keras
+    if getattr(trainer, "optimizer", None) is not head.optimizer:
+        trainer.compile(optimizer=head.optimizer, loss=head.loss, metrics=["accuracy"])
+    pool = head.layers[0]
+    return (trainer, _pooled(pool, train_data),
+            None if val_data is None else _pooled(pool, val_data))
+
+
+def _pools_first(head: keras.Model) -> bool:
+    return (isinstance(head, keras.Sequential) and len(head.layers) > 1
+            and isinstance(head.layers[0], _POOLING)
+            and (head.get_compile_config() or {}).get("metrics") == ["accuracy"])
+
+
+def _pooled(pool: keras.Layer, data: TensorPair) -> TensorPair:
+    """``pool`` applied once to every row of the features (in chunks), labels unchanged."""
+    x, y = data
+    rows = int(x.shape[0])
+    chunks = [pool(x[start:start + _POOL_CHUNK]) for start in range(0, rows, _POOL_CHUNK)]
+    return tf.concat(chunks, axis=0), y
 
 
 def _build_for_training(head: keras.Model, train_data: tuple[tf.Tensor, tf.Tensor]) -> None:

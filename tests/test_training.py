@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from ftcourse.data import ImageData, load_dataset
 from ftcourse.errors import CourseError
-from ftcourse.models import ARCHITECTURES, HeadSpec, build_model, get_base
+from ftcourse.models import ARCHITECTURES, HeadSpec, build_head, build_model, get_base
 from ftcourse.rows import ALIGNMENT
 from ftcourse.training import (
     compile_model,
@@ -41,6 +41,19 @@ def vgg() -> keras.Model:
 def small_model(**kwargs: object) -> keras.Model:
     return build_model("mobilenet_v2", kwargs.pop("num_classes", 10), SIZE, weights=None,
                        **kwargs)
+
+
+def features_model(spec: HeadSpec | None = None) -> keras.Model:
+    """A model whose inputs are a base's outputs (3x3x8): only the head, named "head"."""
+    head = build_head(3, spec or HeadSpec())
+    inputs = keras.Input((3, 3, 8))
+    return keras.Model(inputs, head(inputs))
+
+
+def random_features(rows: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(rows, 3, 3, 8)).astype("float32"),
+            rng.integers(0, 3, rows).astype("int32"))
 
 
 def logits_model(units: int) -> keras.Model:
@@ -242,6 +255,96 @@ def test_fast_path_needs_a_head() -> None:
         train_head_on_features(plain, features, epochs=1, verbose=0)
     with pytest.raises(CourseError, match="no sub-model named 'head'"):
         lr_sweep(plain, features, features, [1e-3], epochs=1)
+
+
+@pytest.mark.parametrize("spec", [HeadSpec(), HeadSpec(pooling="flatten"),
+                                  HeadSpec(hidden=(16,), batchnorm=True)],
+                         ids=["avg pooling", "flatten", "hidden and batchnorm"])
+@pytest.mark.parametrize("optimizer", [None, "adamw"])
+def test_training_on_features_ends_where_head_fit_ends(spec: HeadSpec, optimizer: str | None
+                                                       ) -> None:
+    """A head that pools first trains above its pooling on features pooled once, one that
+    flattens trains whole: either way the weights and the history are head.fit's, with the
+    head's own optimizer (compile_model's Adam, or one the student compiled)."""
+    model = features_model(spec)
+    head = model.get_layer("head")
+    x, y = random_features()
+    start = head.get_weights()
+
+    def compile_head() -> None:
+        if optimizer is None:
+            compile_model(head, learning_rate=1e-2)
+        else:
+            head.compile(optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+                         loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    compile_head()
+    expected = head.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history
+    fitted = head.get_weights()
+    head.set_weights(start)
+    compile_head()
+    history = train_head_on_features(model, (x, y), epochs=3, learning_rate=1e-2,
+                                     batch_size=8, shuffle=False, verbose=0)
+
+    assert max(np.abs(a - b).max() for a, b in zip(fitted, start, strict=True)) > 1e-3
+    for ours, theirs in zip(head.get_weights(), fitted, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert set(history.history) == set(expected)
+    np.testing.assert_allclose(history.history["loss"], expected["loss"], rtol=1e-5)
+    assert history.history["accuracy"] == pytest.approx(expected["accuracy"])
+    assert history.model is head
+
+
+@pytest.mark.parametrize(("spec", "trains_on"), [(HeadSpec(), (None, 8)),
+                                                 (HeadSpec(pooling="flatten"), (None, 3, 3, 8))])
+def test_only_a_head_that_pools_first_trains_on_pooled_features(
+        spec: HeadSpec, trains_on: tuple) -> None:
+    from ftcourse.training import _trainer_on
+
+    model = features_model(spec)
+    head = compile_model(model.get_layer("head"))
+    x, y = random_features()
+    trainer, (pooled, labels), _ = _trainer_on(head, (tf.constant(x), tf.constant(y)), None)
+    assert tuple(trainer.inputs[0].shape) == trains_on
+    assert trainer.optimizer is head.optimizer
+    assert trainer.layers[-1] is head.layers[-1]  # the same layers: the model shares them
+    if spec.pooling == "avg":
+        np.testing.assert_allclose(pooled, x.mean(axis=(1, 2)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(labels, y)
+
+
+def test_other_metrics_train_the_whole_head() -> None:
+    """Pooling first needs compile_model's metrics; with others the head trains whole and
+    its history has the metrics it was compiled with."""
+    from ftcourse.training import _trainer_on
+
+    model = features_model()
+    head = model.get_layer("head")
+    head.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    x, y = random_features()
+    assert _trainer_on(head, (tf.constant(x), tf.constant(y)), None)[0] is head
+    history = train_head_on_features(model, (x, y), epochs=2, learning_rate=1e-2,
+                                     batch_size=8, verbose=0)
+    assert set(history.history) == {"loss"}
+
+
+def test_a_second_call_at_the_same_rate_continues() -> None:
+    """Two one-epoch calls at one rate end where one two-epoch call ends: the optimizer (shared
+    by the layers above the pooling) keeps its step count and moments between calls."""
+    model = features_model()
+    head = model.get_layer("head")
+    x, y = random_features()
+    start = head.get_weights()
+    ends = []
+    for calls, epochs in ((1, 2), (2, 1)):
+        head.set_weights(start)
+        compile_model(head, learning_rate=1e-2)
+        for _ in range(calls):
+            train_head_on_features(model, (x, y), epochs=epochs, learning_rate=1e-2,
+                                   batch_size=8, shuffle=False, verbose=0)
+        ends.append(head.get_weights())
+    for one_call, two_calls in zip(*ends, strict=True):
+        np.testing.assert_allclose(one_call, two_calls, rtol=1e-6, atol=1e-7)
 
 
 def test_lr_sweep_restores_the_starting_head(digits: ImageData, vgg: keras.Model) -> None:
