@@ -35,6 +35,7 @@ def test_quick_run_prints_figures_and_verdicts(bench: ModuleType, capsys) -> Non
                   r"fast / floor \(alike\)", r"extraction / floor \(first\)",
                   r"extraction / floor \(alike\)", "val accuracy, mean over the rates"):
         assert re.search(rf"^{label}.*(MET|MISSED)", output, re.MULTILINE), label
+    # One repeat: the ratio of the printed medians is the printed ratio.
     ratio = float(re.search(r"^naive / fast\s+(\d+\.\d+)x", output, re.MULTILINE).group(1))
     assert ratio_within_rounding(ratio, naive, fast, ratio_step=0.1), (ratio, naive, fast)
     # The random base must give usable features, or the accuracy comparison means nothing.
