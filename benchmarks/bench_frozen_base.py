@@ -40,6 +40,7 @@ It exits 0 when it measured something, whether or not a target is met, and 1 on 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import statistics
@@ -239,9 +240,7 @@ def time_head_epochs(args: argparse.Namespace, data: Data, weights: list, epochs
     times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(epochs + 1):  # the first epoch (tracing) is left out
         for name, (_trainer, (x, y)) in ways.items():
-            start = time.perf_counter()
-            loops[name](x, y, order, size)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(_seconds(functools.partial(loops[name], x, y, order, size)))
     return {name: statistics.median(values[1:]) for name, values in times.items()}
 
 

@@ -360,3 +360,4 @@ def test_lr_sweep_restores_the_starting_head(digits: ImageData, vgg: keras.Model
     assert results[1e-4].history["loss"] != results[1e-2].history["loss"]
     for before, after in zip(start, head.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
+    assert float(head.optimizer.learning_rate) == pytest.approx(rates[0])  # the first rate
