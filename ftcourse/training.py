@@ -6,7 +6,7 @@ lesson 05 (``lr_sweep``, ``join_histories``); ``ftcourse.two_phase`` builds on i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -22,6 +22,7 @@ Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 TensorPair = tuple[tf.Tensor, tf.Tensor]  # (features, labels) as tensors
 _EVAL_CHUNK = 256  # rows per step when the fast path validates a head
 _POOL_CHUNK = 1024  # rows per call when cached features are pooled once
+_CALL_PIXELS = 128 * 96 * 96  # image pixels per call of the base when features are extracted
 
 # A head that starts with one of these (no weights, the same in training and inference) gives
 # the same pooled features in every epoch: the fast path pools them once and trains the rest.
@@ -109,16 +110,38 @@ def extract_features(model: keras.Model, dataset: tf.data.Dataset,
     """
     forward = _compiled_extractor(model)
     steps = int(dataset.cardinality())
-    features, labels = Rows(steps), []
+    features: Rows | None = None
+    labels: list[np.ndarray] = []
     progress = keras.utils.Progbar(steps if steps > 0 else None, verbose=_progbar(verbose))
-    for step, (images, batch_labels) in enumerate(dataset, start=1):
-        _check_image_shape(model, images)
+    for group in _groups(model, dataset):
+        if features is None:  # sized for the number of groups, when the dataset knows it
+            features = Rows(-(-steps // len(group)) if steps > 0 else steps)
+        images = tf.concat([images for images, _ in group], 0) if len(group) > 1 else group[0][0]
         features.add(forward(tf.cast(images, tf.float32)).numpy())
-        labels.append(np.asarray(batch_labels))
-        progress.update(step)
-    if not labels:
+        labels.extend(np.asarray(batch_labels) for _, batch_labels in group)
+        progress.update(len(labels))
+    if features is None:
         raise CourseError("The dataset is empty: there are no images to extract features from.")
     return features.array(), np.concatenate(labels)
+
+
+def _groups(model: keras.Model, dataset: tf.data.Dataset) -> Iterator[list[TensorPair]]:
+    """The dataset's batches, consecutive ones grouped up to about ``_CALL_PIXELS`` per group.
+
+    One call of the base on a few small batches at once costs less than one call per batch:
+    fewer calls, and larger matrix products. A group always holds at least one batch.
+    """
+    height, width = (size or 1 for size in model.inputs[0].shape[1:3])
+    budget = max(1, _CALL_PIXELS // (height * width))
+    group: list[TensorPair] = []
+    for images, labels in dataset:
+        _check_image_shape(model, images)
+        if group and sum(len(held) for held, _ in group) + len(images) > budget:
+            yield group
+            group = []
+        group.append((images, labels))
+    if group:
+        yield group
 
 
 def train_head_on_features(model: keras.Model, train_features: Features,

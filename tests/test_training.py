@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ftcourse import training
 from ftcourse.data import ImageData, load_dataset
 from ftcourse.errors import CourseError
 from ftcourse.models import ARCHITECTURES, HeadSpec, build_head, build_model, get_base
@@ -170,11 +171,16 @@ def test_extract_features_shapes(digits: ImageData) -> None:
     np.testing.assert_array_equal(labels, digits.arrays("val")[1])
 
 
+@pytest.mark.parametrize("rows_per_call", [1, 9, 1000])
 @pytest.mark.parametrize("known_length", [True, False])
-def test_extract_features_holds_every_batch_in_order(vgg: keras.Model, known_length: bool
-                                                     ) -> None:
+def test_extract_features_holds_every_batch_in_order(
+        vgg: keras.Model, known_length: bool, rows_per_call: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Filled in place whether or not the dataset knows its length (a filter hides it), with
-    batches of uneven sizes: the rows are the extractor's outputs, in order, none missing."""
+    batches of uneven sizes, one batch per call of the base or several (9 rows per call: two
+    batches of 4, the last group 4 + 3; 1000: all at once): the rows are the extractor's
+    outputs, in order, none missing."""
+    monkeypatch.setattr(training, "_CALL_PIXELS", rows_per_call * SIZE * SIZE)
     x = np.random.default_rng(2).uniform(0, 255, (23, SIZE, SIZE, 3)).astype("float32")
     y = np.arange(23, dtype="int32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
@@ -184,6 +190,20 @@ def test_extract_features_holds_every_batch_in_order(vgg: keras.Model, known_len
     np.testing.assert_array_equal(labels, y)
     np.testing.assert_allclose(features, feature_extractor(vgg).predict(x, verbose=0),
                                rtol=1e-5, atol=1e-4)
+
+
+def test_batches_are_grouped_up_to_the_pixel_budget(vgg: keras.Model,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Consecutive batches share a call while they fit; a batch larger than the budget still
+    gets a call of its own."""
+    monkeypatch.setattr(training, "_CALL_PIXELS", 9 * SIZE * SIZE)
+    x = np.zeros((23, SIZE, SIZE, 3), "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(23)))
+    sizes = [[len(labels) for _, labels in group]
+             for group in training._groups(vgg, dataset.batch(4))]
+    assert sizes == [[4, 4], [4, 4], [4, 3]]
+    assert [[len(labels) for _, labels in group]
+            for group in training._groups(vgg, dataset.batch(10))] == [[10], [10], [3]]
 
 
 def test_feature_extractor_matches_the_models_inside(vgg: keras.Model) -> None:
