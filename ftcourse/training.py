@@ -134,12 +134,14 @@ def _groups(model: keras.Model, dataset: tf.data.Dataset) -> Iterator[list[Tenso
     height, width = (size or 1 for size in model.inputs[0].shape[1:3])
     budget = max(1, _CALL_PIXELS // (height * width))
     group: list[TensorPair] = []
+    rows = 0  # images held in group
     for images, labels in dataset:
         _check_image_shape(model, images)
-        if group and sum(len(held) for held, _ in group) + len(images) > budget:
+        if group and rows + len(images) > budget:
             yield group
-            group = []
+            group, rows = [], 0
         group.append((images, labels))
+        rows += len(images)
     if group:
         yield group
 
