@@ -95,7 +95,8 @@ def grade_all(tasks: list[Task], workers: int) -> list[Result]:
                 results.append(future.result())
             except Exception as error:  # keep grading the others; report this one
                 results.append(failed(futures[future], f"the grader failed "
-                                      f"({type(error).__name__}: {error})"))
+                                      f"({type(error).__name__}: {error}), not the "
+                                      "submission: fix the cause, then grade it again"))
     return results
 
 

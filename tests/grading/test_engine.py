@@ -25,6 +25,7 @@ from ftcourse.grading.course import read_parts
 from ftcourse.grading.engine import Result
 from ftcourse.grading.options import GradingOptions
 from ftcourse.grading.sandbox import isolation_available
+from ftcourse.grading.submissions import Submission
 from ftcourse.startup import unwanted_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,6 +105,21 @@ def test_every_reason_says_what_to_do(tiny_batch) -> None:
     for name, row in rows.items():
         if row["status"] != "graded":
             assert any(action in row["reason"] for action in ACTIONS), (name, row["reason"])
+
+
+def test_a_task_the_grader_cannot_run_is_a_failed_row_that_says_what_to_do(
+        tmp_path: Path) -> None:
+    # A template that vanished (say, a /tmp cleaner) makes grade_one raise: each such task is
+    # reported, and the batch goes on.
+    tasks = [engine.Task(Submission(student, TINY, f"{student}.ipynb"), tmp_path / "gone",
+                         tmp_path / "runs", GradingOptions(output=tmp_path / "out"))
+             for student in ("ann", "ben")]
+    results = engine.grade_all(tasks, workers=2)
+    assert sorted(r.student for r in results) == ["ann", "ben"]
+    for result in results:
+        assert result.status == "failed"
+        assert "the grader failed (FileNotFoundError" in result.reason
+        assert any(action in result.reason for action in ACTIONS), result.reason
 
 
 def test_batch_writes_feedback_summary_and_histogram(tiny_batch, capsys) -> None:
