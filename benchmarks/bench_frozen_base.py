@@ -11,7 +11,8 @@ In one run, on the same machine and the same data, this times:
 (c) floor: one forward pass of the base over the same pipelines, the faster of a traced
     function and ``predict`` on ``feature_extractor(model)``; warm (already traced: the strict
     floor) and cold (the first call, tracing included, as the fast path's one pass is);
-(d) one warm epoch of head training on the cached features, the whole head against the
+(d) what the first model of a structure pays once: tracing the base's pass and its first call;
+(e) one warm epoch of head training on the cached features, the whole head against the
     layers above its pooling on features pooled once (what the fast path trains).
 
 Data: scikit-learn's 8x8 digits (no download), resized to ``--image-size``, split 80/20 into
@@ -244,6 +245,24 @@ def time_head_epochs(args: argparse.Namespace, data: Data, weights: list, epochs
     return {name: statistics.median(values[1:]) for name, values in times.items()}
 
 
+def time_first_pass(args: argparse.Namespace, data: Data, weights: list, times: int = 3
+                    ) -> dict[str, float]:
+    """Median seconds of what the first model of a structure pays once: tracing the base's
+    pass, its first call on one training batch, and (for comparison) its second call."""
+    images = next(iter(data.train_ds))[0]
+    parts: dict[str, list[float]] = {"trace": [], "first call": [], "second call": []}
+    for _ in range(times):
+        model = fresh_model(args, data.num_classes, weights)
+        forget_all()
+        gc.collect()
+        start = time.perf_counter()
+        forward = training._compiled_extractor(model)  # traces the pass, binds the weights
+        parts["trace"].append(time.perf_counter() - start)
+        for name in ("first call", "second call"):
+            parts[name].append(_seconds(lambda: forward(images).numpy()))  # noqa: B023
+    return {name: statistics.median(values) for name, values in parts.items()}
+
+
 def _seconds(work: Callable[[], None]) -> float:
     start = time.perf_counter()
     work()
@@ -299,6 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(extraction {alike_extract[-1]:.2f} s), forward pass: "
               + ", ".join(f"{key} {value:.2f} s" for key, value in floors[-1].items()),
               flush=True)
+
+    once = time_first_pass(args, data, weights)
+    print(f"\nPaid once per structure (median of 3, a fresh trace each): tracing the base's pass "
+          f"{once['trace']:.3f} s; on one batch of {args.batch_size}, its first call "
+          f"{once['first call']:.3f} s, its second {once['second call']:.3f} s")
 
     epochs = time_head_epochs(args, data, weights)
     print(f"\nOne warm head epoch on {data.train_count} cached rows (median of 20, alternated): "

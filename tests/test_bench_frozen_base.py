@@ -38,6 +38,10 @@ def test_quick_run_prints_figures_and_verdicts(bench: ModuleType, capsys) -> Non
     # One repeat: the ratio of the printed medians is the printed ratio.
     ratio = float(re.search(r"^naive / fast\s+(\d+\.\d+)x", output, re.MULTILINE).group(1))
     assert ratio_within_rounding(ratio, naive, fast, ratio_step=0.1), (ratio, naive, fast)
+    once = re.search(r"^Paid once per structure .*?pass (\d+\.\d+) s; .*?first call "
+                     r"(\d+\.\d+) s, its second (\d+\.\d+) s", output, re.MULTILINE)
+    assert once, output
+    assert all(float(seconds) > 0 for seconds in once.groups())
     # The random base must give usable features, or the accuracy comparison means nothing.
     scales = re.search(r"Feature scale .*?: (\S+) with .*?, (\S+) after", output)
     assert float(scales.group(1)) < 1e-6, "the uncalibrated random base should be degenerate"
