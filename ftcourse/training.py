@@ -16,7 +16,7 @@ from ftcourse.data import ImageData
 from ftcourse.errors import CourseError
 from ftcourse.models import HEAD_NAME, PREPROCESS_NAME, built_as, get_base
 from ftcourse.rows import Rows, as_tensor
-from ftcourse.traced import InferencePass
+from ftcourse.traced import InferencePass, copy_state, shared_head
 
 Features = tuple[np.ndarray, np.ndarray]  # (base outputs, integer labels)
 TensorPair = tuple[tf.Tensor, tf.Tensor]  # (features, labels) as tensors
@@ -182,6 +182,10 @@ def lr_sweep(model: keras.Model, train_features: Features, val_features: Feature
     (step counter and moments) go back to where they started, and every rate sees the same
     batches in the same order. The head ends compiled at the first rate, with its starting
     weights and a fresh optimizer state. Introduced in lesson 05.
+
+    The training runs on a copy of the head shared by the heads built alike
+    (``ftcourse.traced.shared_head``), so its loops are traced once per structure, not once
+    per model; the head's own random seeds advance as if it had trained itself.
     """
     head = _get_head(model)
     rates = list(learning_rates)
@@ -190,21 +194,31 @@ def lr_sweep(model: keras.Model, train_features: Features, val_features: Feature
                           f"got {rates}.")
     _check_epochs(epochs, batch_size)
     start = head.get_weights()
-    compile_model(head, rates[0], steps_per_execution=_steps(len(train_features[0]),
-                                                                  batch_size))
+    steps = _steps(len(train_features[0]), batch_size)
+    compile_model(head, rates[0], steps_per_execution=steps)
+    sweeper = shared_head(head, built_as(model))
+    if sweeper is not head:
+        copy_state(head, sweeper)
+        if getattr(sweeper, "optimizer", None) is None:  # compiled once: its loops stay traced
+            compile_model(sweeper, rates[0], steps_per_execution=steps)
     trainer, train_data, val_data = _trainer_on(
-        head, _as_tensors(train_features, "train_features"),
+        sweeper, _as_tensors(train_features, "train_features"),
         _as_tensors(val_features, "val_features"))
     _build_for_training(trainer, train_data)
-    fresh_state = [variable.numpy() for variable in head.optimizer.variables]
+    # Fresh: just built, or put back by the previous sweep's `finally`.
+    fresh_state = [variable.numpy() for variable in sweeper.optimizer.variables]
     orders = _epoch_orders(len(train_features[0]), epochs, shuffle=True)
     results = {}
-    for rate in rates:
-        _restart(head, start, fresh_state)
-        head.optimizer.learning_rate = float(rate)  # assigns a variable: no retracing
-        results[rate] = _fit_on_features(trainer, train_data, val_data, batch_size, orders,
-                                         verbose, history_model=head)
-    _restart(head, start, fresh_state)
+    try:
+        for rate in rates:
+            _restart(sweeper, start, fresh_state)
+            sweeper.optimizer.learning_rate = float(rate)  # assigns a variable: no retracing
+            results[rate] = _fit_on_features(trainer, train_data, val_data, batch_size, orders,
+                                             verbose, history_model=head)
+    finally:  # also when interrupted: the head, and the shared copy, as they started
+        _restart(sweeper, start, fresh_state)
+        if sweeper is not head:
+            copy_state(sweeper, head)  # the starting weights, and the seeds as they advanced
     return results
 
 

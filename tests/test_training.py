@@ -10,8 +10,16 @@ import tensorflow as tf
 from ftcourse import training
 from ftcourse.data import ImageData, load_dataset
 from ftcourse.errors import CourseError
-from ftcourse.models import ARCHITECTURES, HeadSpec, build_head, build_model, get_base
+from ftcourse.models import (
+    ARCHITECTURES,
+    HeadSpec,
+    build_head,
+    build_model,
+    built_as,
+    get_base,
+)
 from ftcourse.rows import ALIGNMENT
+from ftcourse.traced import forget_all, shared_head
 from ftcourse.training import (
     compile_model,
     extract_features,
@@ -365,6 +373,61 @@ def test_a_second_call_at_the_same_rate_continues() -> None:
         ends.append(head.get_weights())
     for one_call, two_calls in zip(*ends, strict=True):
         np.testing.assert_allclose(one_call, two_calls, rtol=1e-6, atol=1e-7)
+
+
+def alike_with_dropout(seed: int) -> keras.Model:
+    """The same model (weights and dropout seed) for the same ``seed``."""
+    keras.utils.set_random_seed(seed)
+    return small_model(head=HeadSpec(dropout=0.5))
+
+
+def base_outputs(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random stand-ins for MobileNetV2's outputs at SIZE (1x1x1280) and their labels."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(rows, 1, 1, 1280)).astype("float32"),
+            rng.integers(0, 10, rows).astype("int32"))
+
+
+def test_lr_sweep_on_a_model_built_alike_trains_as_the_head_itself() -> None:
+    forget_all()
+    train_features, val_features = base_outputs(48, seed=1), base_outputs(16, seed=2)
+    rates, epochs = [3e-3, 3e-2], 3
+    lr_sweep(alike_with_dropout(7), train_features, val_features, rates, epochs=epochs,
+             batch_size=16)  # leaves the shared copy trained, then put back
+    model, reference = alike_with_dropout(0), alike_with_dropout(0)
+    np.random.seed(5)
+    results = lr_sweep(model, train_features, val_features, rates, epochs=epochs, batch_size=16)
+    head, own = model.get_layer("head"), reference.get_layer("head")
+    start = own.get_weights()
+    for rate in rates:  # each rate on the reference's own head, from the same start
+        own.set_weights(start)
+        compile_model(own, rate)
+        np.random.seed(5)
+        expected = train_head_on_features(reference, train_features, val_features,
+                                          epochs=epochs, learning_rate=rate, batch_size=16,
+                                          verbose=0)
+        for key, values in expected.history.items():
+            np.testing.assert_allclose(results[rate].history[key], values, rtol=1e-5,
+                                       err_msg=f"{key} at rate {rate}")
+    own.set_weights(start)
+    for ours, theirs in zip(head.variables, own.variables, strict=True):  # seeds advanced alike
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+
+
+def test_lr_sweep_traces_its_loops_once_per_structure() -> None:
+    forget_all()
+    train_features, val_features = base_outputs(32, seed=3), base_outputs(16, seed=4)
+    first, second = alike_with_dropout(1), alike_with_dropout(2)
+    for model in (first, second, first):
+        lr_sweep(model, train_features, val_features, [1e-3, 1e-2], epochs=2, batch_size=16)
+    shared = shared_head(first.get_layer("head"), built_as(first))
+    assert shared is shared_head(second.get_layer("head"), built_as(second))
+    other = small_model(head=HeadSpec(dropout=0.2))
+    assert shared_head(other.get_layer("head"), built_as(other)) is not shared
+    trainer = shared.__dict__["_ftcourse_above_pooling"]  # what trains above the pooling
+    train_epoch, evaluate = trainer.__dict__["_ftcourse_loops"][2]
+    assert train_epoch.experimental_get_tracing_count() == 1
+    assert evaluate.experimental_get_tracing_count() == 1
 
 
 def test_lr_sweep_restores_the_starting_head(digits: ImageData, vgg: keras.Model) -> None:
